@@ -1,0 +1,125 @@
+"""The platform's settings: one definition of every environment variable (DESIGN §4).
+
+They live in `warehouse/` because it is the lowest layer that every other package (api, ml,
+orchestration, simulator) may import. Nothing here reads the environment at import time: call
+`get_settings()` (cached) or build `Settings(...)` directly in tests.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Development values for the secrets. They make `make demo` work with no set-up and are refused
+# when MITRA_ENV=production, so a forgotten variable can never ship a guessable key.
+DEV_SECRETS: dict[str, str] = {
+    "jwt_secret": "dev-jwt-secret-change-me",
+    "whatsapp_app_secret": "dev-whatsapp-app-secret",
+    "whatsapp_verify_token": "dev-whatsapp-verify-token",
+    "pii_key": "dev-pii-key-change-me",
+}
+
+# Environment variable behind each secret, for error messages.
+SECRET_ENV_NAMES: dict[str, str] = {
+    "jwt_secret": "MITRA_JWT_SECRET",
+    "whatsapp_app_secret": "WHATSAPP_APP_SECRET",
+    "whatsapp_verify_token": "WHATSAPP_VERIFY_TOKEN",
+    "pii_key": "MITRA_PII_KEY",
+}
+
+Environment = Literal["development", "test", "production"]
+
+
+def _env(name: str) -> AliasChoices:
+    """Accept the documented environment variable and the field name (for keyword use)."""
+    return AliasChoices(name)
+
+
+class Settings(BaseSettings):
+    """Every setting of the platform, read from the environment and an optional `.env` file.
+
+    Database URLs left unset mean "use the embedded PostgreSQL server" (see
+    `warehouse.databases.resolve_database_urls`); a URL that is set always wins.
+    """
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        # Keyword construction by field name (tests, tools) while the environment is matched on
+        # the documented names only, exactly: `home` must never pick up $HOME.
+        populate_by_name=True,
+        case_sensitive=True,
+    )
+
+    env: Environment = Field("development", validation_alias=_env("MITRA_ENV"))
+    home: Path = Field(
+        Path(".mitra"),
+        validation_alias=_env("MITRA_HOME"),
+        description="Local state: the embedded PostgreSQL data directory, Dagster files.",
+    )
+
+    operational_url: str | None = Field(None, validation_alias=_env("MITRA_OPERATIONAL_URL"))
+    warehouse_url: str | None = Field(None, validation_alias=_env("MITRA_WAREHOUSE_URL"))
+    dagster_url: str | None = Field(None, validation_alias=_env("MITRA_DAGSTER_URL"))
+    landing_url: str = Field("./.mitra/landing", validation_alias=_env("MITRA_LANDING_URL"))
+
+    redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"))
+
+    openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
+    openai_base_url: str | None = Field(None, validation_alias=_env("OPENAI_BASE_URL"))
+    llm_model: str = Field("gpt-4o-mini", validation_alias=_env("MITRA_LLM_MODEL"))
+
+    jwt_secret: SecretStr = Field(
+        SecretStr(DEV_SECRETS["jwt_secret"]), validation_alias=_env("MITRA_JWT_SECRET")
+    )
+    whatsapp_app_secret: SecretStr = Field(
+        SecretStr(DEV_SECRETS["whatsapp_app_secret"]),
+        validation_alias=_env("WHATSAPP_APP_SECRET"),
+    )
+    whatsapp_verify_token: SecretStr = Field(
+        SecretStr(DEV_SECRETS["whatsapp_verify_token"]),
+        validation_alias=_env("WHATSAPP_VERIFY_TOKEN"),
+    )
+    pii_key: SecretStr = Field(
+        SecretStr(DEV_SECRETS["pii_key"]), validation_alias=_env("MITRA_PII_KEY")
+    )
+
+    @model_validator(mode="after")
+    def _refuse_dev_secrets_in_production(self) -> Settings:
+        """In production every secret must be set, and to something other than its dev value."""
+        if self.env != "production":
+            return self
+        weak = [
+            SECRET_ENV_NAMES[name]
+            for name, dev_value in DEV_SECRETS.items()
+            if getattr(self, name).get_secret_value() in ("", dev_value)
+        ]
+        if weak:
+            raise ValueError(
+                "MITRA_ENV=production refuses the development secrets; set "
+                + ", ".join(weak)
+                + " to real values (for example from your secret manager)."
+            )
+        return self
+
+    @property
+    def pg_root(self) -> Path:
+        """Data directory of the embedded PostgreSQL server."""
+        return self.home / "pg"
+
+    @property
+    def landing_root(self) -> Path:
+        """The landing zone as a local path (`file://` prefixes are accepted)."""
+        url = self.landing_url
+        return Path(url.removeprefix("file://"))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once. Tests build `Settings(...)` or clear this cache."""
+    return Settings()
