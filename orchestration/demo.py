@@ -1,0 +1,254 @@
+"""What the `mitra` commands do: migrate, run dbt, materialise, summarise and serve.
+
+Each step prints what it is doing and how long it took, so a first-time user of `make demo` can see
+where the time goes and where something failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+
+from orchestration.instance import PROJECT_ROOT, dagster_environment
+from warehouse import urls
+from warehouse.databases import resolve_database_urls
+from warehouse.settings import Settings
+
+
+@contextmanager
+def step(title: str) -> Iterator[None]:
+    """Print `title`, run the block, then print how long it took."""
+    print(f"==> {title} ...", flush=True)
+    started = time.monotonic()
+    yield
+    print(f"    done in {time.monotonic() - started:.1f} s", flush=True)
+
+
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the block (Dagster and dbt read them), then restore them."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def migrate(settings: Settings) -> None:
+    """Operational schema to the newest revision; warehouse schemas and raw tables created."""
+    from warehouse.migrate import upgrade
+    from warehouse.warehouse_ddl import ensure_warehouse
+
+    db_urls = resolve_database_urls(settings)
+    upgrade(db_urls.operational)
+    ensure_warehouse(db_urls.warehouse)
+    print(f"operational schema at head in {urls.display(db_urls.operational)}")
+    print(f"warehouse schemas ready in {urls.display(db_urls.warehouse)}")
+
+
+def run_dbt(settings: Settings, dbt_args: list[str]) -> int:
+    """Run the dbt CLI in `dbt_project/` with the warehouse connection in its environment."""
+    from orchestration.defs.dbt.project import DBT_EXECUTABLE, DBT_PROJECT_DIR
+    from warehouse.databases import resolve_database_url
+
+    args = [a for a in dbt_args if a != "--"] or ["--help"]
+    env = {
+        "DO_NOT_TRACK": "1",
+        "DBT_VERSION_CHECK": "false",
+        "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
+    }
+    # `parse` and `--help` need no database: do not start one for them.
+    if args[0] not in ("parse", "--help", "-h", "--version", "clean", "deps"):
+        env.update(urls.dbt_env(resolve_database_url(settings, "warehouse")))
+    completed = subprocess.run(  # noqa: S603 - fixed executable, arguments are the user's own
+        [DBT_EXECUTABLE, *args], cwd=DBT_PROJECT_DIR, env={**os.environ, **env}, check=False
+    )
+    return completed.returncode
+
+
+def materialize_all(settings: Settings) -> bool:
+    """Materialise every asset once in this process, recorded in the PostgreSQL-backed instance."""
+    import dagster as dg
+
+    from orchestration.definitions import ALL_ASSETS_JOB, build_definitions
+
+    log_path = settings.home.resolve() / "logs" / "materialize.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    # dbt's own output (one line per model and test) goes to a file; the console gets a summary.
+    with (
+        environment(dagster_environment(settings)),
+        log_path.open("w") as log_file,
+        contextlib.redirect_stdout(log_file),
+    ):
+        instance = dg.DagsterInstance.get()
+        try:
+            job = build_definitions().resolve_job_def(ALL_ASSETS_JOB)
+            result = job.execute_in_process(
+                instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG
+            )
+        finally:
+            instance.dispose()
+    for event in result.all_events:
+        if event.is_step_failure:
+            print(
+                f"    step {event.step_key} failed: "
+                f"{event.event_specific_data.error.message.strip()}"
+            )
+        elif event.is_step_materialization:
+            key = event.asset_key.to_user_string()
+            rows = event.materialization.metadata.get("dagster/row_count")
+            print(f"    materialised {key}" + (f" ({rows.value:,} rows)" if rows else ""))
+    checks = result.get_asset_check_evaluations()
+    passed = sum(1 for check in checks if check.passed)
+    print(f"    asset checks: {passed} of {len(checks)} passed (run {result.run_id})")
+    print(f"    dbt output: {log_path}")
+    return result.success
+
+
+# Warnings and errors only on the console; the full run log is in the Dagster UI.
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+SUMMARY_TABLES = {
+    "operational": [
+        "insurance_providers",
+        "agents",
+        "policyholders",
+        "insurance_policies",
+        "premium_payments",
+    ],
+    "warehouse": ["raw.agents", "raw.insurance_policies", "marts.agent_policy_summary"],
+}
+
+TOP_AGENTS_SQL = """
+SELECT agent_code, territory, state, policies_in_force, annualised_premium_in_force
+FROM marts.agent_policy_summary
+ORDER BY annualised_premium_in_force DESC, agent_code
+LIMIT %s
+"""
+
+
+def _count(conn: psycopg.Connection, table: str) -> int:
+    schema, _, name = table.rpartition(".")
+    query = psycopg.sql.SQL("SELECT count(*) FROM {}").format(
+        psycopg.sql.Identifier(schema or "public", name)
+    )
+    return conn.execute(query).fetchone()[0]
+
+
+def print_summary(settings: Settings, top: int = 5) -> None:
+    """Rows per table and the top agents by annualised premium in force."""
+    db_urls = resolve_database_urls(settings)
+    print("\nRows per table")
+    for role, tables in SUMMARY_TABLES.items():
+        with psycopg.connect(urls.libpq_url(getattr(db_urls, role))) as conn:
+            for table in tables:
+                print(f"  {role:12} {table:30} {_count(conn, table):>8,}")
+    with psycopg.connect(urls.libpq_url(db_urls.warehouse)) as conn:
+        rows = conn.execute(TOP_AGENTS_SQL, (top,)).fetchall()
+    print(f"\nTop {top} agents by annualised premium in force (INR)")
+    print(f"  {'agent':10} {'territory':18} {'state':14} {'in force':>8} {'APE':>14}")
+    for agent, territory, state, in_force, ape in rows:
+        print(f"  {agent:10} {territory or '-':18} {state or '-':14} {in_force:>8} {ape:>14,.2f}")
+
+
+def run_demo(settings: Settings, *, serve: bool, api_port: int, ui_port: int) -> int:
+    """Everything end to end on the configured (by default embedded) databases."""
+    from orchestration.instance import write_dagster_env_file
+    from simulator.sample import load_sample
+
+    with step("starting databases (embedded PostgreSQL unless MITRA_*_URL are set)"):
+        db_urls = resolve_database_urls(settings)
+        write_dagster_env_file(settings)
+    with step("migrating the operational schema and creating the warehouse schemas"):
+        migrate(settings)
+    with step("loading the built-in sample into the operational database"):
+        counts = load_sample(db_urls.operational)
+        print("    " + ", ".join(f"{n} {table}" for table, n in counts.items()))
+    with step("materialising every asset (extract to raw, then dbt build)"):
+        if not materialize_all(settings):
+            print(
+                "mitra: error: materialisation failed (see the step errors above)", file=sys.stderr
+            )
+            return 1
+    print_summary(settings)
+    if not serve:
+        return 0
+    return serve_forever(settings, api_port=api_port, ui_port=ui_port)
+
+
+def serve_forever(settings: Settings, *, api_port: int | None, ui_port: int | None) -> int:
+    """Serve the API and/or the Dagster UI until Ctrl-C; both stop together."""
+    env = {**os.environ, **dagster_environment(settings)}
+    bin_dir = os.path.dirname(sys.executable)
+    processes: list[subprocess.Popen] = []
+    if api_port:
+        processes.append(
+            subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+                [
+                    f"{bin_dir}/uvicorn",
+                    "api.main:create_app",
+                    "--factory",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(api_port),
+                ],
+                cwd=PROJECT_ROOT,
+                env=env,
+            )
+        )
+        print(f"API:        http://127.0.0.1:{api_port}/docs  (readiness: /readyz)")
+    if ui_port:
+        processes.append(
+            subprocess.Popen(  # noqa: S603
+                [
+                    f"{bin_dir}/dagster-webserver",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(ui_port),
+                    "-m",
+                    "orchestration.definitions",
+                ],
+                cwd=PROJECT_ROOT,
+                env=env,
+            )
+        )
+        processes.append(
+            subprocess.Popen(  # noqa: S603
+                [f"{bin_dir}/dagster-daemon", "run", "-m", "orchestration.definitions"],
+                cwd=PROJECT_ROOT,
+                env=env,
+            )
+        )
+        print(f"Dagster UI: http://127.0.0.1:{ui_port}")
+    print("Press Ctrl-C to stop.", flush=True)
+    try:
+        while all(p.poll() is None for p in processes):
+            time.sleep(0.5)
+        failed = [p for p in processes if p.returncode not in (None, 0)]
+        return 1 if failed else 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for proc in processes:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for proc in processes:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
