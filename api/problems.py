@@ -1,0 +1,65 @@
+"""Errors as RFC 9457 `application/problem+json` (DESIGN §8), for every error the API returns."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+_log = logging.getLogger(__name__)
+
+
+def problem(
+    status: int, detail: str | None = None, *, title: str | None = None, **extra: Any
+) -> JSONResponse:
+    """A problem+json response; `extra` members (e.g. `checks`, `errors`) are added as they are."""
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+    }
+    if detail:
+        body["detail"] = detail
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    response = problem(
+        exc.status_code, str(exc.detail) if exc.detail else None, instance=request.url.path
+    )
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = [
+        {
+            "location": list(err.get("loc", ())),
+            "message": err.get("msg", ""),
+            "type": err.get("type", ""),
+        }
+        for err in exc.errors()
+    ]
+    return problem(422, "the request is not valid", instance=request.url.path, errors=errors)
+
+
+async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
+    _log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem(
+        500, "an unexpected error occurred; it has been logged", instance=request.url.path
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Route every error through problem+json."""
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unhandled_error)
