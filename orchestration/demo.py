@@ -189,53 +189,39 @@ def run_demo(settings: Settings, *, serve: bool, api_port: int, ui_port: int) ->
     return serve_forever(settings, api_port=api_port, ui_port=ui_port)
 
 
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def serve_forever(settings: Settings, *, api_port: int | None, ui_port: int | None) -> int:
-    """Serve the API and/or the Dagster UI until Ctrl-C; both stop together."""
+    """Serve the API and/or the Dagster UI until Ctrl-C; all stop together.
+
+    The children run in their own session, so Ctrl-C reaches only this process, which then stops
+    each child once with SIGTERM (a second signal would make uvicorn abort instead of draining).
+    """
     env = {**os.environ, **dagster_environment(settings)}
     bin_dir = os.path.dirname(sys.executable)
-    processes: list[subprocess.Popen] = []
+    commands: list[list[str]] = []
     if api_port:
-        processes.append(
-            subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-                [
-                    f"{bin_dir}/uvicorn",
-                    "api.main:create_app",
-                    "--factory",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(api_port),
-                ],
-                cwd=PROJECT_ROOT,
-                env=env,
-            )
-        )
+        commands.append(
+            [f"{bin_dir}/uvicorn", "api.main:create_app", "--factory", "--host", "127.0.0.1",
+             "--port", str(api_port)]
+        )  # fmt: skip
         print(f"API:        http://127.0.0.1:{api_port}/docs  (readiness: /readyz)")
     if ui_port:
-        processes.append(
-            subprocess.Popen(  # noqa: S603
-                [
-                    f"{bin_dir}/dagster-webserver",
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(ui_port),
-                    "-m",
-                    "orchestration.definitions",
-                ],
-                cwd=PROJECT_ROOT,
-                env=env,
-            )
+        module = ["-m", "orchestration.definitions"]
+        commands.append(
+            [f"{bin_dir}/dagster-webserver", "-h", "127.0.0.1", "-p", str(ui_port), *module]
         )
-        processes.append(
-            subprocess.Popen(  # noqa: S603
-                [f"{bin_dir}/dagster-daemon", "run", "-m", "orchestration.definitions"],
-                cwd=PROJECT_ROOT,
-                env=env,
-            )
-        )
+        commands.append([f"{bin_dir}/dagster-daemon", "run", *module])
         print(f"Dagster UI: http://127.0.0.1:{ui_port}")
+    processes = [
+        subprocess.Popen(argv, cwd=PROJECT_ROOT, env=env, start_new_session=True)  # noqa: S603
+        for argv in commands
+    ]
     print("Press Ctrl-C to stop.", flush=True)
+    # A service manager stops us with SIGTERM: shut the children down as for Ctrl-C.
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         while all(p.poll() is None for p in processes):
             time.sleep(0.5)
@@ -246,7 +232,7 @@ def serve_forever(settings: Settings, *, api_port: int | None, ui_port: int | No
     finally:
         for proc in processes:
             if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
+                proc.terminate()
         for proc in processes:
             try:
                 proc.wait(timeout=15)
