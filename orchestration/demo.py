@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 import psycopg
 
-from orchestration.instance import PROJECT_ROOT, dagster_environment
+from orchestration.instance import PROJECT_ROOT, dagster_environment, environment
 from warehouse import urls
 from warehouse.databases import resolve_database_urls
 from warehouse.settings import Settings
@@ -30,21 +30,6 @@ def step(title: str) -> Iterator[None]:
     started = time.monotonic()
     yield
     print(f"    done in {time.monotonic() - started:.1f} s", flush=True)
-
-
-@contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the block (Dagster and dbt read them), then restore them."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def migrate(settings: Settings) -> None:

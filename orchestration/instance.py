@@ -7,6 +7,9 @@ them from the platform settings (the embedded server when no URL is set), so `mi
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from warehouse import urls
@@ -14,6 +17,21 @@ from warehouse.databases import resolve_database_urls
 from warehouse.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the block (Dagster and dbt read them), then restore them."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def dagster_environment(settings: Settings) -> dict[str, str]:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 import dagster as dg
 from pydantic import PrivateAttr
 
+from orchestration.instance import environment
 from warehouse import urls
 from warehouse.databases import Role, resolve_database_url
 from warehouse.settings import get_settings
@@ -41,17 +40,6 @@ class DatabasesResource(dg.ConfigurableResource):
     def warehouse(self) -> str:
         return self._url("warehouse")
 
-    @contextmanager
-    def dbt_environment(self) -> Iterator[None]:
-        """Set the variables `dbt_project/profiles.yml` reads while dbt runs, then restore them."""
-        values = urls.dbt_env(self.warehouse)
-        saved = {name: os.environ.get(name) for name in values}
-        os.environ.update(values)
-        try:
-            yield
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+    def dbt_environment(self) -> AbstractContextManager[None]:
+        """The variables `dbt_project/profiles.yml` reads, set while dbt runs."""
+        return environment(urls.dbt_env(self.warehouse))
