@@ -460,3 +460,19 @@ def test_phone_is_unique_among_live_users_only(operational_url: str) -> None:
         conn.execute("UPDATE users SET deleted_at = now() WHERE id = %s", (first,))
         conn.execute(insert)
         conn.rollback()
+
+
+def test_whatsapp_template_names_are_checked(operational_url: str, provider_id: uuid.UUID) -> None:
+    """Meta's rule: lower-case letters, digits and underscores (PostgreSQL regexes cap {m,n} at
+    255, so the length is a separate condition)."""
+    insert = (
+        "INSERT INTO whatsapp_templates (provider_id, name, language, category, body)"
+        " VALUES (%s, %s, 'en', 'utility', 'Your premium is due')"
+    )
+    with psycopg.connect(urls.libpq_url(operational_url)) as conn:
+        conn.execute(insert, (provider_id, "premium_due_reminder"))
+        with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():
+            conn.execute(insert, (provider_id, "Premium Due!"))
+        with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():
+            conn.execute(insert, (provider_id, "x" * 513))
+        conn.rollback()

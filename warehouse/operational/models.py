@@ -601,7 +601,7 @@ class WhatsAppTemplate(TimestampsMixin, Base):
     __tablename__ = "whatsapp_templates"
     __table_args__ = (
         UniqueConstraint("provider_id", "name", "language"),
-        CheckConstraint("name ~ '^[a-z0-9_]{1,512}$'", name="name_format"),
+        CheckConstraint("name ~ '^[a-z0-9_]+$' AND length(name) <= 512", name="name_format"),
         CheckConstraint("jsonb_typeof(buttons) = 'array'", name="buttons_array"),
         Index(None, "provider_id", "approval_status"),
     )

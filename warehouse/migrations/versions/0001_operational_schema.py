@@ -694,7 +694,8 @@ def _create_tables() -> None:
             "jsonb_typeof(buttons) = 'array'", name=op.f("ck_whatsapp_templates_buttons_array")
         ),
         sa.CheckConstraint(
-            "name ~ '^[a-z0-9_]{1,512}$'", name=op.f("ck_whatsapp_templates_name_format")
+            "name ~ '^[a-z0-9_]+$' AND length(name) <= 512",
+            name=op.f("ck_whatsapp_templates_name_format"),
         ),
         sa.ForeignKeyConstraint(
             ["provider_id"],
