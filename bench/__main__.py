@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import argparse
 
-from bench import partition_swap
+from bench import app_events, partition_swap
+
+BENCHMARKS = ("partition_swap", "app_events")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--rows", type=int, default=300_000, help="rows per partition load")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each method")
+    parser.add_argument("--only", choices=BENCHMARKS, help="run this benchmark alone")
+    parser.add_argument(
+        "--events-tier", default="growth", help="tier of the app events throughput case"
+    )
     args = parser.parse_args()
-    partition_swap.run(rows=args.rows, repeat=args.repeat)
+    if args.only in (None, "partition_swap"):
+        partition_swap.run(rows=args.rows, repeat=args.repeat)
+    if args.only in (None, "app_events"):
+        app_events.run(tier=args.events_tier)
 
 
 if __name__ == "__main__":
