@@ -14,8 +14,16 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from datetime import date
+from pathlib import Path
 
+import psycopg
+import sqlalchemy.exc
+
+from simulator.errors import OperationalNotEmptyError
 from warehouse.embedded import EmbeddedPostgresError
+
+TIER_NAMES = ("mvp", "growth", "scale", "enterprise")
 
 
 def _settings():
@@ -83,6 +91,21 @@ def _dagster(args: argparse.Namespace) -> int:
     return subprocess.run([dagster, *argv], cwd=PROJECT_ROOT, env=env, check=False).returncode  # noqa: S603
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    from orchestration.demo import run_simulation
+
+    run_simulation(
+        _settings(),
+        tier=args.tier,
+        start=args.start,
+        days=args.days,
+        seed=args.seed,
+        replace=args.replace,
+        truth_root=args.truth,
+    )
+    return 0
+
+
 def _materialize(args: argparse.Namespace) -> int:
     from orchestration.demo import materialize_all
 
@@ -92,9 +115,12 @@ def _materialize(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from orchestration.demo import run_demo
 
-    return run_demo(
-        _settings(), serve=not args.no_serve, api_port=args.api_port, ui_port=args.ui_port
-    )
+    settings = _settings()
+    if settings.env == "production":
+        raise UserError(
+            "mitra demo replaces the operational data with a simulation: refused in production"
+        )
+    return run_demo(settings, serve=not args.no_serve, api_port=args.api_port, ui_port=args.ui_port)
 
 
 def _api(args: argparse.Namespace) -> int:
@@ -143,6 +169,42 @@ def build_parser() -> argparse.ArgumentParser:
     dagster.add_argument("dagster_args", nargs=argparse.REMAINDER, help="arguments for dagster")
     dagster.set_defaults(handler=_dagster)
 
+    simulate = commands.add_parser(
+        "simulate",
+        help="generate realistic operational data, app events and WhatsApp logs",
+        description="Writes operational rows (COPY) into the operational database, app events, "
+        "WhatsApp webhook bodies and chat exports under the landing root, and the planted "
+        "ground truth (true lapse probabilities, content affinities, fault counts, oracle "
+        "scores) under --truth. The same arguments give identical output.",
+    )
+    simulate.add_argument(
+        "--tier",
+        choices=list(TIER_NAMES),
+        default="mvp",
+        help="size: mvp 700 users, growth 5,000, scale 50,000, enterprise 500,000",
+    )
+    simulate.add_argument(
+        "--start",
+        type=date.fromisoformat,
+        default=None,
+        help="first day, YYYY-MM-DD (default: --days before today)",
+    )
+    simulate.add_argument("--days", type=int, default=60, help="days of activity (default 60)")
+    simulate.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    simulate.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace an earlier simulation: empties the operational tables and "
+        "the simulated landing folders first",
+    )
+    simulate.add_argument(
+        "--truth",
+        type=Path,
+        default=None,
+        help="where the ground truth goes (default $MITRA_HOME/truth)",
+    )
+    simulate.set_defaults(handler=_simulate)
+
     materialize = commands.add_parser(
         "materialize", help="materialise every asset once, recorded in the Dagster instance"
     )
@@ -174,8 +236,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
-    except (UserError, EmbeddedPostgresError) as exc:
+    except (UserError, EmbeddedPostgresError, OperationalNotEmptyError) as exc:
         print(f"mitra: error: {exc}", file=sys.stderr)
+        return 1
+    except (psycopg.OperationalError, sqlalchemy.exc.OperationalError) as exc:
+        cause = getattr(exc, "orig", None) or exc
+        first_line = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        print(f"mitra: error: cannot reach the database: {first_line}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\nmitra: interrupted", file=sys.stderr)

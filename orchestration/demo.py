@@ -14,6 +14,8 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date, timedelta
+from pathlib import Path
 
 import psycopg
 
@@ -62,6 +64,52 @@ def run_dbt(settings: Settings, dbt_args: list[str]) -> int:
         [DBT_EXECUTABLE, *args], cwd=DBT_PROJECT_DIR, env={**os.environ, **env}, check=False
     )
     return completed.returncode
+
+
+def run_simulation(
+    settings: Settings,
+    *,
+    tier: str = "mvp",
+    start: date | None = None,
+    days: int = 60,
+    seed: int = 7,
+    replace: bool = False,
+    truth_root: Path | None = None,
+) -> None:
+    """`mitra simulate`: generate a world into the configured databases and landing zone."""
+    from simulator.config import SimulationConfig
+    from simulator.runner import simulate
+    from warehouse.databases import resolve_database_url
+    from warehouse.migrate import upgrade
+
+    config = SimulationConfig(
+        tier=tier,  # type: ignore[arg-type]
+        start=start or date.today() - timedelta(days=days),
+        days=days,
+        seed=seed,
+        landing_root=settings.landing_root,
+        truth_root=truth_root or settings.home / "truth",
+    )
+    operational = resolve_database_url(settings, "operational")
+    upgrade(operational)
+    print(
+        f"simulating tier {tier} ({config.size.users:,} users), {days} days from "
+        f"{config.start}, seed {seed}",
+        flush=True,
+    )
+    summary = simulate(
+        config,
+        operational,
+        app_secret=settings.whatsapp_app_secret.get_secret_value().encode(),
+        replace=replace,
+    )
+    for table, rows in summary.rows.items():
+        print(f"  {table:24} {rows:>12,}")
+    oracle = ", ".join(
+        f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.oracle.items()
+    )
+    print(f"  oracle: {oracle}")
+    print(f"  landing files under {config.landing_root}, ground truth under {config.truth_root}")
 
 
 def materialize_all(settings: Settings) -> bool:
@@ -113,6 +161,8 @@ SUMMARY_TABLES = {
         "policyholders",
         "insurance_policies",
         "premium_payments",
+        "video_content",
+        "whatsapp_outbound",
     ],
     "warehouse": ["raw.agents", "raw.insurance_policies", "marts.agent_policy_summary"],
 }
@@ -152,16 +202,14 @@ def print_summary(settings: Settings, top: int = 5) -> None:
 def run_demo(settings: Settings, *, serve: bool, api_port: int, ui_port: int) -> int:
     """Everything end to end on the configured (by default embedded) databases."""
     from orchestration.instance import write_dagster_env_file
-    from simulator.sample import load_sample
 
     with step("starting databases (embedded PostgreSQL unless MITRA_*_URL are set)"):
-        db_urls = resolve_database_urls(settings)
+        resolve_database_urls(settings)
         write_dagster_env_file(settings)
     with step("migrating the operational schema and creating the warehouse schemas"):
         migrate(settings)
-    with step("loading the built-in sample into the operational database"):
-        counts = load_sample(db_urls.operational)
-        print("    " + ", ".join(f"{n} {table}" for table, n in counts.items()))
+    with step("simulating the mvp tier, 60 days (replaces the previous demo data)"):
+        run_simulation(settings, tier="mvp", days=60, replace=True)
     with step("materialising every asset (extract to raw, then dbt build)"):
         if not materialize_all(settings):
             print(

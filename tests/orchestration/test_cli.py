@@ -106,3 +106,15 @@ def test_dagster_definitions_validate_with_the_project_instance(
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "All code locations passed validation" in result.stderr + result.stdout
+
+
+def test_an_unreachable_database_is_one_line() -> None:
+    result = _mitra(
+        "simulate",
+        "--days",
+        "1",
+        env={"MITRA_OPERATIONAL_URL": "postgresql://postgres@127.0.0.1:1/x"},
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("mitra: error: cannot reach the database: connection failed")
+    assert "Traceback" not in result.stderr
