@@ -1,0 +1,513 @@
+"""The incremental operational extract against real PostgreSQL, on simulator data.
+
+Every test gets its own operational database (migrated, filled by the simulator) and its own
+warehouse, so the source can be changed freely: updates, late commits, deletes, crashes.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy import Column, MetaData, Table, Text
+
+from simulator.config import SimulationConfig
+from simulator.runner import simulate
+from warehouse import urls
+from warehouse.extract import (
+    DEFAULT_OVERLAP,
+    EXTRACT_TABLES,
+    ExtractResult,
+    extract_table,
+    extract_table_named,
+    watermark_column,
+)
+from warehouse.migrate import upgrade
+from warehouse.warehouse_ddl import raw_columns, raw_key
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+NO_OVERLAP = timedelta(0)
+PAYMENTS = "premium_payments"
+
+
+def simulated_operational_db(make_database: Callable[[str], str], tmp_path: Path) -> str:
+    """A fresh, migrated operational database filled by the simulator (MVP tier, two days)."""
+    url = make_database("src")
+    upgrade(url)
+    config = SimulationConfig(
+        tier="mvp", days=2, landing_root=tmp_path / "l", truth_root=tmp_path / "t"
+    )
+    simulate(config, url, app_secret=b"x", progress=False)
+    return url
+
+
+@pytest.fixture
+def source(make_database: Callable[[str], str], tmp_path: Path) -> str:
+    return simulated_operational_db(make_database, tmp_path)
+
+
+@pytest.fixture
+def target(make_database: Callable[[str], str]) -> str:
+    from warehouse.warehouse_ddl import ensure_warehouse
+
+    url = make_database("wh")
+    ensure_warehouse(url)
+    return url
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _run(source: str, target: str, **options: Any) -> dict[str, ExtractResult]:
+    """Extract every table once; results by table name."""
+    return {t.name: extract_table(t, source, target, **options) for t in EXTRACT_TABLES}
+
+
+def _one(source: str, target: str, name: str = PAYMENTS, **options: Any) -> ExtractResult:
+    return extract_table(extract_table_named(name), source, target, **options)
+
+
+def _execute(url: str, query: sql.Composable | str, params: tuple[Any, ...] = ()) -> int:
+    """Run one statement in its own committed transaction; returns the rows it touched."""
+    with psycopg.connect(urls.libpq_url(url)) as conn:
+        return conn.execute(query, params).rowcount
+
+
+def _scalar(url: str, query: sql.Composable | str, params: tuple[Any, ...] = ()) -> Any:
+    with psycopg.connect(urls.libpq_url(url)) as conn:
+        row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def _fingerprint(
+    url: str, schema: str, table: Table, columns: list[str] | None = None, live_only: bool = False
+) -> str:
+    """An ordered checksum of a table: md5 of its rows (`columns`, or whole rows) in key order;
+    with `live_only`, of the raw rows still present at the source."""
+    row = sql.SQL("t.*")
+    if columns is not None:
+        row = sql.SQL("ROW({})").format(
+            sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in columns)
+        )
+    key = sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in raw_key(table))
+    where = sql.SQL("WHERE t._deleted_at IS NULL" if live_only else "")
+    return _scalar(
+        url,
+        sql.SQL(
+            "SELECT md5(coalesce(string_agg(({})::text, '|' ORDER BY {}), '')) FROM {} AS t {}"
+        ).format(row, key, sql.Identifier(schema, table.name), where),
+    )
+
+
+def _same_content(source: str, target: str, table: Table) -> bool:
+    """The raw copy's live rows are exactly the source's rows (model columns, enums as text)."""
+    columns = raw_columns(table)
+    return _fingerprint(source, "public", table, columns) == _fingerprint(
+        target, "raw", table, columns, live_only=True
+    )
+
+
+def _count(url: str, schema: str, name: str) -> int:
+    return _scalar(url, sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, name)))
+
+
+def _source_max(source: str, table: Table) -> Any:
+    return _scalar(
+        source,
+        sql.SQL("SELECT max({}) FROM {}").format(
+            sql.Identifier(watermark_column(table)), sql.Identifier("public", table.name)
+        ),
+    )
+
+
+def _stored_state(target: str, name: str) -> tuple[Any, ...]:
+    with psycopg.connect(urls.libpq_url(target)) as conn:
+        row = conn.execute(
+            "SELECT watermark, columns, rows_read, rows_upserted, rows_marked_deleted"
+            " FROM raw._extract_watermarks WHERE table_name = %s",
+            (name,),
+        ).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def _payment_ids(source: str, n: int) -> list[Any]:
+    with psycopg.connect(urls.libpq_url(source)) as conn:
+        rows = conn.execute("SELECT id FROM premium_payments ORDER BY id LIMIT %s", (n,))
+        return [r[0] for r in rows]
+
+
+def _raw_reference(target: str, payment_id: Any) -> str | None:
+    return _scalar(
+        target,
+        "SELECT transaction_reference FROM raw.premium_payments WHERE id = %s",
+        (payment_id,),
+    )
+
+
+def _set_reference(conn_or_url: psycopg.Connection | str, payment_id: Any, value: str) -> None:
+    statement = "UPDATE premium_payments SET transaction_reference = %s WHERE id = %s"
+    if isinstance(conn_or_url, str):
+        assert _execute(conn_or_url, statement, (value, payment_id)) == 1
+    else:
+        assert conn_or_url.execute(statement, (value, payment_id)).rowcount == 1
+
+
+def _raw_row(target: str, name: str, key: Any) -> tuple[Any, ...] | None:
+    """The model columns of one raw row, and its `_deleted_at`."""
+    table = extract_table_named(name)
+    columns = sql.SQL(", ").join(map(sql.Identifier, [*raw_columns(table), "_deleted_at"]))
+    with psycopg.connect(urls.libpq_url(target)) as conn:
+        row = conn.execute(
+            sql.SQL("SELECT {} FROM {} WHERE {} = %s").format(
+                columns, sql.Identifier("raw", name), sql.Identifier(raw_key(table)[0])
+            ),
+            (key,),
+        ).fetchone()
+    return None if row is None else tuple(row)
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_first_run_copies_every_table(source: str, target: str) -> None:
+    results = _run(source, target)
+
+    assert set(results) == {t.name for t in EXTRACT_TABLES}
+    for table in EXTRACT_TABLES:
+        result = results[table.name]
+        rows = _count(source, "public", table.name)
+        assert rows > 0, table.name
+        assert result.rows_read == result.rows_upserted == result.raw_rows == rows, result
+        assert result.rows_marked_deleted == 0
+        assert result.full_read and result.reconciled_by == "full_read"
+        assert result.watermark == _source_max(source, table)
+        assert _same_content(source, target, table), table.name
+        assert _stored_state(target, table.name) == (
+            result.watermark, raw_columns(table), rows, rows, 0
+        )  # fmt: skip
+    assert _scalar(target, "SELECT count(*) FROM raw.users WHERE _deleted_at IS NOT NULL") == 0
+
+
+def test_only_changed_rows_are_read_on_the_next_run(source: str, target: str) -> None:
+    _run(source, target, overlap=NO_OVERLAP)
+    changed = _payment_ids(source, 3)
+    for payment_id in changed:
+        _set_reference(source, payment_id, f"UTR-{payment_id}")  # the trigger bumps updated_at
+    # An append-only table advances on created_at (the column's default, now()).
+    _execute(
+        source,
+        "INSERT INTO whatsapp_outbound (wamid, provider_id, agent_id, phone_number_id, sent_at)"
+        " SELECT 'wamid.extract-test', provider_id, agent_id, phone_number_id, now()"
+        " FROM whatsapp_outbound LIMIT 1",
+    )
+
+    second = _run(source, target, overlap=NO_OVERLAP)
+
+    payments, outbound = second[PAYMENTS], second["whatsapp_outbound"]
+    assert (payments.rows_read, payments.rows_upserted) == (3, 3)
+    assert (outbound.rows_read, outbound.rows_upserted) == (1, 1)
+    assert {name: r.rows_read for name, r in second.items() if r.rows_read} == {
+        PAYMENTS: 3,
+        "whatsapp_outbound": 1,
+    }
+    assert not any(r.full_read for r in second.values())
+    for payment_id in changed:
+        assert _raw_reference(target, payment_id) == f"UTR-{payment_id}"
+    assert payments.watermark == _source_max(source, extract_table_named(PAYMENTS))
+    assert _same_content(source, target, extract_table_named(PAYMENTS))
+    assert _same_content(source, target, extract_table_named("whatsapp_outbound"))
+
+
+def test_a_late_commit_within_the_overlap_is_still_picked_up(source: str, target: str) -> None:
+    _one(source, target)
+    slow_id, fast_id = _payment_ids(source, 2)
+
+    # A transaction that starts first (so its updated_at is older) but commits after a faster
+    # one and after an extract has moved the watermark past its updated_at.
+    with psycopg.connect(urls.libpq_url(source)) as slow:
+        _set_reference(slow, slow_id, "slow")
+        _set_reference(source, fast_id, "fast")
+        during = _one(source, target)
+        slow.commit()
+
+    assert _raw_reference(target, fast_id) == "fast"
+    assert _raw_reference(target, slow_id) != "slow"
+    slow_updated_at = _scalar(
+        source, "SELECT updated_at FROM premium_payments WHERE id = %s", (slow_id,)
+    )
+    assert slow_updated_at < during.watermark  # older than the watermark ...
+    assert during.watermark - slow_updated_at < DEFAULT_OVERLAP  # ... but within the overlap
+
+    # Without the overlap the row would be lost for good; with it, the next run catches it.
+    assert _one(source, target, overlap=NO_OVERLAP).rows_read == 0
+    assert _raw_reference(target, slow_id) != "slow"
+    caught = _one(source, target)
+    assert caught.rows_upserted == 1
+    assert _raw_reference(target, slow_id) == "slow"
+    assert _same_content(source, target, extract_table_named(PAYMENTS))
+
+
+@pytest.mark.parametrize("key_max_rows", [1_000_000, 0], ids=["small-table", "big-table"])
+def test_a_hard_delete_marks_the_raw_row(source: str, target: str, key_max_rows: int) -> None:
+    _run(source, target)
+    (gone,) = _payment_ids(source, 1)
+    kb_gone = _scalar(source, "SELECT id FROM chatbot_knowledge_base ORDER BY id LIMIT 1")
+    before = _raw_row(target, PAYMENTS, gone)
+    assert before is not None and before[-1] is None
+    assert _execute(source, "DELETE FROM premium_payments WHERE id = %s", (gone,)) == 1
+    assert _execute(source, "DELETE FROM chatbot_knowledge_base WHERE id = %s", (kb_gone,)) == 1
+
+    after = _run(source, target, key_reconciliation_max_rows=key_max_rows)
+
+    marked = {name: r.rows_marked_deleted for name, r in after.items() if r.rows_marked_deleted}
+    assert marked == {PAYMENTS: 1, "chatbot_knowledge_base": 1}
+    assert after[PAYMENTS].reconciled_by == "keys"  # big tables: the counts differed
+    # The row stays, with its last version, and says when it disappeared.
+    assert after[PAYMENTS].raw_rows == _count(source, "public", PAYMENTS) + 1
+    now_row = _raw_row(target, PAYMENTS, gone)
+    assert now_row is not None and now_row[:-1] == before[:-1] and now_row[-1] is not None
+    kb_row = _raw_row(target, "chatbot_knowledge_base", kb_gone)
+    assert kb_row is not None and kb_row[-1] is not None
+
+    # Marked once: the next run marks nothing more (big tables: equal counts, no key stream).
+    again = _run(source, target, key_reconciliation_max_rows=key_max_rows)
+    assert sum(r.rows_marked_deleted for r in again.values()) == 0
+    assert {r.reconciled_by for r in again.values()} == {"keys" if key_max_rows else "counts"}
+    assert _raw_row(target, PAYMENTS, gone) == now_row
+
+
+def test_a_key_that_comes_back_is_live_again(source: str, target: str) -> None:
+    _one(source, target, "chatbot_knowledge_base")
+    kb_id = _scalar(source, "SELECT id FROM chatbot_knowledge_base ORDER BY id LIMIT 1")
+    with psycopg.connect(urls.libpq_url(source)) as conn:
+        saved = conn.execute(
+            "SELECT provider_id, category, question, answer FROM chatbot_knowledge_base"
+            " WHERE id = %s",
+            (kb_id,),
+        ).fetchone()
+        conn.execute("DELETE FROM chatbot_knowledge_base WHERE id = %s", (kb_id,))
+    assert _one(source, target, "chatbot_knowledge_base").rows_marked_deleted == 1
+
+    _execute(
+        source,
+        "INSERT INTO chatbot_knowledge_base (id, provider_id, category, question, answer)"
+        " VALUES (%s, %s, %s, %s, %s)",
+        (kb_id, *saved),
+    )
+    back = _one(source, target, "chatbot_knowledge_base")
+
+    assert back.rows_upserted == 1
+    row = _raw_row(target, "chatbot_knowledge_base", kb_id)
+    assert row is not None and row[-1] is None
+    assert _same_content(source, target, extract_table_named("chatbot_knowledge_base"))
+
+
+def test_a_soft_delete_travels_with_the_row(source: str, target: str) -> None:
+    _run(source, target)
+    holder = _scalar(source, "SELECT id FROM policyholders ORDER BY id LIMIT 1")
+    _execute(source, "UPDATE policyholders SET deleted_at = now() WHERE id = %s", (holder,))
+
+    after = _run(source, target)
+
+    assert after["policyholders"].rows_upserted == 1
+    assert after["policyholders"].rows_marked_deleted == 0
+    with psycopg.connect(urls.libpq_url(target)) as conn:
+        deleted_at, raw_deleted_at = conn.execute(
+            "SELECT deleted_at, _deleted_at FROM raw.policyholders WHERE id = %s", (holder,)
+        ).fetchone()
+    assert deleted_at is not None  # the app's soft delete arrived ...
+    assert raw_deleted_at is None  # ... and the row is not gone from the source
+    assert _same_content(source, target, extract_table_named("policyholders"))
+
+
+def test_a_second_run_without_changes_reads_the_overlap_and_changes_nothing(
+    source: str, target: str
+) -> None:
+    first = _run(source, target)
+    checksums = {t.name: _fingerprint(target, "raw", t) for t in EXTRACT_TABLES}
+
+    second = _run(source, target)
+
+    for table in EXTRACT_TABLES:
+        result, previous = second[table.name], first[table.name]
+        in_overlap = _scalar(
+            source,
+            sql.SQL("SELECT count(*) FROM {} WHERE {} > %s").format(
+                sql.Identifier("public", table.name), sql.Identifier(watermark_column(table))
+            ),
+            (previous.watermark - DEFAULT_OVERLAP,),
+        )
+        assert result.rows_read == in_overlap, table.name
+        assert (result.rows_upserted, result.rows_marked_deleted) == (0, 0), table.name
+        assert result.watermark == previous.watermark
+        assert result.raw_rows == previous.raw_rows
+        # Whole rows, bookkeeping columns included: nothing was rewritten.
+        assert _fingerprint(target, "raw", table) == checksums[table.name], table.name
+    assert second[PAYMENTS].rows_read < first[PAYMENTS].rows_read / 100
+
+
+def test_a_future_dated_row_does_not_hide_later_updates(source: str, target: str) -> None:
+    """A source row dated ahead of the clock must not push the watermark past real updates."""
+    _one(source, target)
+    future_id, later_id = _payment_ids(source, 2)
+    with psycopg.connect(urls.libpq_url(source)) as conn:
+        conn.execute("ALTER TABLE premium_payments DISABLE TRIGGER set_updated_at")
+        conn.execute(
+            "UPDATE premium_payments SET updated_at = now() + interval '1 day' WHERE id = %s",
+            (future_id,),
+        )
+        conn.execute("ALTER TABLE premium_payments ENABLE TRIGGER set_updated_at")
+    capped = _one(source, target, overlap=NO_OVERLAP)
+    assert capped.rows_read == 1
+    assert capped.watermark < _source_max(source, extract_table_named(PAYMENTS))
+
+    _set_reference(source, later_id, "later")
+    after = _one(source, target, overlap=NO_OVERLAP)
+
+    assert _raw_reference(target, later_id) == "later"
+    assert after.rows_upserted == 1  # the future row is re-read but not rewritten
+
+
+def test_a_column_the_model_gained_is_added_and_filled(source: str, target: str) -> None:
+    _one(source, target, "chatbot_knowledge_base")
+    # The operational migration adds a column with a default: existing rows get the value
+    # without their updated_at moving, so only a full read can bring it over.
+    _execute(
+        source,
+        "ALTER TABLE chatbot_knowledge_base ADD COLUMN audience text NOT NULL DEFAULT 'all'",
+    )
+    grown = extract_table_named("chatbot_knowledge_base").to_metadata(MetaData())
+    grown.append_column(Column("audience", Text(), nullable=False))
+
+    first = extract_table(grown, source, target)
+    second = extract_table(grown, source, target, overlap=NO_OVERLAP)
+
+    rows = _count(source, "public", "chatbot_knowledge_base")
+    assert first.full_read and first.rows_read == first.rows_upserted == rows
+    assert not second.full_read and second.rows_read == 0
+    assert _scalar(
+        target, "SELECT array_agg(DISTINCT audience) FROM raw.chatbot_knowledge_base"
+    ) == ["all"]
+    assert _same_content(source, target, grown)
+
+
+# --------------------------------------------------------------------------- crashes
+
+CHILD = (
+    "import sys\n"
+    "from warehouse.extract import extract_table, extract_table_named\n"
+    "extract_table(extract_table_named('premium_payments'), sys.argv[1], sys.argv[2])\n"
+)
+
+
+def _blocked_session(target: str, timeout: float = 30.0) -> tuple[int, str]:
+    """Wait for another session of the warehouse to wait on a lock; its (pid, query)."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(urls.libpq_url(target), autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                "SELECT pid, query FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            ).fetchone()
+            if row is not None:
+                return row[0], row[1]
+            time.sleep(0.02)
+    raise AssertionError("the extract never reached the locked row")
+
+
+def _wait_gone(target: str, pid: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _scalar(target, "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"backend {pid} still alive")
+
+
+# Where the load is stopped: a raw row it must update (half-way through the upsert, staging
+# filled and earlier rows written), or its watermark row (every row written, deletions marked,
+# only the watermark and the commit left). The test holds that row's lock, the load waits on it.
+STOP_AT = {
+    "mid-upsert": (
+        "SELECT 1 FROM raw.premium_payments WHERE id = %s FOR UPDATE",
+        '"raw"."premium_payments"',
+    ),
+    "at-watermark": (
+        "SELECT 1 FROM raw._extract_watermarks WHERE table_name = 'premium_payments'"
+        " AND %s IS NOT NULL FOR UPDATE",
+        '"raw"."_extract_watermarks"',
+    ),
+}
+
+
+def _crash(source: str, target: str, how: str) -> tuple[int, str]:
+    """Start an extract of premium_payments and kill it once it waits on a lock; (pid, query)."""
+    if how == "sigkill":
+        child = subprocess.Popen([sys.executable, "-c", CHILD, source, target], cwd=REPO_ROOT)
+        try:
+            blocked = _blocked_session(target)
+        finally:
+            child.kill()
+            child.wait(timeout=30)
+        return blocked
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        running = pool.submit(_one, source, target)
+        blocked = _blocked_session(target)
+        _execute(target, "SELECT pg_terminate_backend(%s)", (blocked[0],))
+        with pytest.raises(psycopg.OperationalError):
+            running.result(timeout=30)
+    return blocked
+
+
+@pytest.mark.parametrize("stop_at", sorted(STOP_AT))
+@pytest.mark.parametrize("how", ["sigkill", "connection-lost"])
+def test_a_crash_mid_load_keeps_the_previous_rows_and_watermark(
+    source: str, target: str, how: str, stop_at: str
+) -> None:
+    payments = extract_table_named(PAYMENTS)
+    _one(source, target)
+    checksum, state = _fingerprint(target, "raw", payments), _stored_state(target, PAYMENTS)
+    changed = _execute(
+        source,
+        "UPDATE premium_payments SET transaction_reference = 'changed'"
+        " WHERE installment_number = 1",
+    )
+    assert (
+        _execute(
+            source,
+            "DELETE FROM premium_payments WHERE id = (SELECT id FROM premium_payments"
+            " WHERE installment_number > 1 ORDER BY id LIMIT 1)",
+        )
+        == 1
+    )
+    locked = _scalar(
+        source,
+        "SELECT id FROM premium_payments WHERE installment_number = 1"
+        " ORDER BY id OFFSET %s LIMIT 1",
+        (changed // 2,),
+    )
+    lock_statement, waiting_on = STOP_AT[stop_at]
+
+    with psycopg.connect(urls.libpq_url(target)) as blocker:
+        assert blocker.execute(lock_statement, (locked,)).rowcount == 1
+        pid, query = _crash(source, target, how)
+        blocker.rollback()
+    _wait_gone(target, pid)
+
+    assert query.startswith(f"INSERT INTO {waiting_on}"), query
+    assert _fingerprint(target, "raw", payments) == checksum
+    assert _stored_state(target, PAYMENTS) == state
+    recovered = _one(source, target)
+    assert (recovered.rows_upserted, recovered.rows_marked_deleted) == (changed, 1)
+    assert _same_content(source, target, payments)
