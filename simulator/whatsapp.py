@@ -915,3 +915,49 @@ def generate_whatsapp_day(
     path = day_folder(config.landing_root, SOURCE, day) / FILE_NAME
     write_gzip_lines(path, (item[3] for item in received))
     return _outbound_frame(ctx, plans[-1]).select(OUTBOUND_COLUMNS)
+
+
+# --------------------------------------------------------------------------- truth
+
+TRUE_STATE_COLUMNS = ("wamid", "final_state", "failed", "error_code", "sent_at", "settled_at")
+
+
+def _true_states(plan: _Plan) -> pl.DataFrame:
+    """The planned outcome of each message of one send day (its plan's `statuses.ts`)."""
+    ts, error = plan.statuses.ts, plan.statuses.error
+    ranked = np.arange(FAILED)[:, None]  # SENT, DELIVERED, READ: the rank order
+    best = np.where(ts[:FAILED] >= 0, ranked, -1).max(axis=0, initial=-1)
+    return pl.DataFrame(
+        {
+            "wamid": plan.outbound.wamid,
+            "final_state": [STATES[b] if b >= 0 else None for b in best],
+            "failed": ts[FAILED] >= 0,
+            "error_code": [ERRORS[e][0] if e >= 0 else None for e in error],
+            "sent_at": pl.Series(plan.outbound.sent, dtype=pl.Int64),
+            "settled_at": pl.Series(ts.max(axis=0, initial=-1), dtype=pl.Int64),
+        },
+        schema_overrides={"wamid": pl.String, "final_state": pl.String, "error_code": pl.Int64},
+    ).with_columns(
+        pl.from_epoch(column, time_unit="s").dt.cast_time_unit("us").dt.replace_time_zone("UTC")
+        for column in ("sent_at", "settled_at")
+    )
+
+
+def true_message_states(world: Any, config: SimulationConfig) -> pl.DataFrame:
+    """The true final state of every outbound message sent on the run's days, for
+    `<truth>/whatsapp_states.parquet`.
+
+    Computed from each send day's plan (the same `_plan` the deliveries are written from, so it
+    agrees with them by construction) *before* delivery faults: duplicates, out-of-order arrivals
+    and bad signatures change what an ingester sees, never what happened. Columns:
+
+    - `final_state`: the furthest of sent < delivered < read that Meta reports (a `read` whose
+      `delivered` is skipped is `read`); null for a message that failed before it was sent.
+    - `failed`, `error_code`: whether Meta reports a failure, and its Cloud API code.
+    - `sent_at`: when the agent sent it; `settled_at`: the time of its last planned status. A
+      message whose `settled_at` is within a few minutes of the window's end (or after it) may
+      have statuses still in flight when the run stops: compare those as "not beyond the truth".
+    """
+    ctx = _context(world)
+    frames = [_true_states(_plan(ctx, day, config)) for day in config.day_list()]
+    return pl.concat(frames).select(TRUE_STATE_COLUMNS)

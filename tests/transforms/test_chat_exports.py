@@ -1,0 +1,315 @@
+"""Chat export parsing on the simulator's files (both platforms, both clocks) and on hand-written
+files for what the simulator never writes: month-first dates, renamed files, unsaved contacts,
+garbage, re-exports.
+
+The expected values come from reading each file line by line with the simulator's own formats
+(a stamped line starts a record, the simulator's notices are its only system lines, the first
+message of every chat is the agent's opener), not from the parser under test.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from simulator.chat_exports import ENCRYPTION_NOTICE, generate_chat_exports_day
+from simulator.config import SimulationConfig
+from simulator.faults import FaultLog
+from simulator.world import World, build_world
+from tests.transforms.test_whatsapp import assert_no_clear_phone
+from transforms.chat_exports import ChatExportResult, parse_chat_export
+from transforms.pii import keyed_token, phone_token
+from transforms.whatsapp import MESSAGES_SCHEMA, QUARANTINE_SCHEMA
+
+PII_KEY = b"test-pii-key"
+START = date(2026, 9, 1)
+DAYS = 10
+IST = timedelta(hours=5, minutes=30)
+STAMPS = {  # (platform, clock) -> the stamp as the simulator writes it
+    ("android", 24): re.compile(r"^(\d\d)/(\d\d)/(\d\d), (\d\d):(\d\d)()() - "),
+    ("android", 12): re.compile(r"^(\d\d)/(\d\d)/(\d\d), (\d{1,2}):(\d\d)()( [ap]m) - "),
+    ("ios", 24): re.compile(r"^\u200e?\[(\d\d)/(\d\d)/(\d\d), (\d\d):(\d\d):(\d\d)()\] "),
+    ("ios", 12): re.compile(
+        r"^\u200e?\[(\d\d)/(\d\d)/(\d\d), (\d{1,2}):(\d\d):(\d\d)(\u202f[AP]M)\] "
+    ),
+}
+NOTICES = re.compile(re.escape(ENCRYPTION_NOTICE) + r"|^\u200e?Your security code with .* changed")
+MEDIA = {
+    "<Media omitted>": "media",
+    "\u200eimage omitted": "image",
+    "\u200evideo omitted": "video",
+    "\u200esticker omitted": "sticker",
+}
+DELETED = ("This message was deleted", "You deleted this message")
+
+
+@dataclass(frozen=True)
+class Expected:
+    """One record of a file as the test reads it."""
+
+    local: datetime  # IST wall clock
+    sender: str | None  # None for a notice
+    text: str  # first line's text and continuation lines, joined
+
+
+@dataclass(frozen=True)
+class Export:
+    day: date
+    path: Path
+    fmt: tuple[str, int]
+    records: list[Expected]
+    result: ChatExportResult
+
+    @property
+    def messages(self) -> list[Expected]:
+        return [r for r in self.records if r.sender is not None]
+
+
+def read_expected(text: str) -> tuple[tuple[str, int], list[Expected]]:
+    lines = text.splitlines()
+    fmt = next(key for key, rx in STAMPS.items() if rx.match(lines[0]))
+    rx = STAMPS[fmt]
+    records: list[Expected] = []
+    for line in lines:
+        match = rx.match(line)
+        if match is None:
+            last = records[-1]
+            records[-1] = Expected(last.local, last.sender, last.text + "\n" + line)
+            continue
+        day, month, year, hour, minute = (int(g) for g in match.groups()[:5])
+        second = int(match.group(6) or 0)
+        if match.group(7):
+            hour = hour % 12 + (12 if match.group(7).strip().lower() == "pm" else 0)
+        rest = line[match.end() :]
+        sender, _, body = rest.partition(": ")
+        notice = NOTICES.search(body if fmt[0] == "ios" else rest)
+        records.append(
+            Expected(
+                datetime(2000 + year, month, day, hour, minute, second),
+                None if notice else sender,
+                rest if notice else body,
+            )
+        )
+    return fmt, records
+
+
+@pytest.fixture(scope="module")
+def world_and_exports(tmp_path_factory: pytest.TempPathFactory) -> tuple[World, list[Export]]:
+    root = tmp_path_factory.mktemp("exports")
+    config = SimulationConfig(tier="mvp", start=START, days=DAYS, landing_root=root)
+    world, exports = build_world(config), []
+    for day in config.day_list():
+        generate_chat_exports_day(world, day, config, FaultLog())
+        for path in sorted((root / "whatsapp_exports" / f"dt={day}").glob("*.txt")):
+            text = path.read_text(encoding="utf-8")
+            fmt, records = read_expected(text)
+            result = parse_chat_export(text, path.name, day, PII_KEY)
+            exports.append(Export(day, path, fmt, records, result))
+    return world, exports
+
+
+@pytest.fixture(scope="module")
+def exports(world_and_exports: tuple[World, list[Export]]) -> list[Export]:
+    return world_and_exports[1]
+
+
+def parse(text: str, name: str = "WhatsApp Chat with Ravi Kumar.txt") -> ChatExportResult:
+    return parse_chat_export(text, name, START, PII_KEY)
+
+
+def local_times(result: ChatExportResult) -> list[datetime]:
+    """sent_at back on the IST wall clock, naive, as the file wrote it."""
+    return [(t + IST).replace(tzinfo=None) for t in result.messages["sent_at"]]
+
+
+# --------------------------------------------------------------------------- simulator files
+
+
+def test_every_format_occurs(exports: list[Export]) -> None:
+    assert {e.fmt for e in exports} == set(STAMPS)
+
+
+def test_no_rejected_lines_and_the_right_counts(exports: list[Export]) -> None:
+    for export in exports:
+        result = export.result
+        assert result.rejected.is_empty(), export.path.name
+        assert result.rejected.schema == pl.Schema(QUARANTINE_SCHEMA)
+        assert result.messages.schema == pl.Schema(MESSAGES_SCHEMA)
+        assert result.messages.height == len(export.messages), export.path.name
+        assert result.system_lines == len(export.records) - len(export.messages) >= 1
+        assert result.read == len(export.records)
+        assert (result.messages["source"] == "chat_export").all()
+        assert (result.messages["received_day"] == export.day).all()
+
+
+def test_times_are_day_first_ist_converted_to_utc(exports: list[Export]) -> None:
+    late_days = 0
+    for export in exports:
+        assert local_times(export.result) == [m.local for m in export.messages]
+        assert export.result.messages["sent_at"].dtype == pl.Datetime("us", "UTC")
+        late_days += any(m.local.day > 12 for m in export.messages)
+    assert late_days > 0, "some dates only parse day-first"
+
+
+def test_directions_follow_the_file_name(exports: list[Export]) -> None:
+    for export in exports:
+        agent = export.messages[0].sender  # every chat opens with the agent's message
+        expected = ["outbound" if m.sender == agent else "inbound" for m in export.messages]
+        assert export.result.messages["direction"].to_list() == expected, export.path.name
+        assert "inbound" in expected or len(export.messages) == 1
+
+
+def test_types_and_multi_line_bodies(exports: list[Export]) -> None:
+    multi_line = 0
+    for export in exports:
+        rows = export.result.messages.select("message_type", "text_body").iter_rows()
+        for (kind, body), expected in zip(rows, export.messages, strict=True):
+            text = expected.text
+            if text in MEDIA:
+                assert (kind, body) == (MEDIA[text], None)
+            elif text.endswith("document omitted"):
+                assert (kind, body) == ("document", None)
+            elif text.lstrip("\u200e").rstrip(".") in DELETED:
+                assert (kind, body) == ("deleted", None)
+            else:
+                assert kind == "text"
+                assert body == re.sub(r" \u200e?<This message was edited>$", "", text)
+                multi_line += "\n" in body
+    assert multi_line > 0
+    kinds = set(pl.concat([e.result.messages for e in exports])["message_type"])
+    assert kinds >= {"text", "media", "image", "document", "deleted"}
+
+
+def test_wamids_are_unique_and_deterministic(exports: list[Export]) -> None:
+    wamids = pl.concat([e.result.messages["wamid"] for e in exports])
+    assert wamids.str.contains(r"^chat\.[0-9a-f]{32}$").all()
+    assert wamids.n_unique() == wamids.len()
+    again = exports[0]
+    rerun = parse_chat_export(again.path.read_text(), again.path.name, again.day, PII_KEY)
+    assert rerun.messages.equals(again.result.messages)
+
+
+def test_no_names_or_phone_numbers_in_clear(
+    world_and_exports: tuple[World, list[Export]],
+) -> None:
+    world, exports = world_and_exports
+    messages = pl.concat([e.result.messages for e in exports])
+    # Agents quote 10-digit policy numbers in their texts: the bodies are checked for the world's
+    # phone numbers only.
+    assert_no_clear_phone(messages, world, digit_runs_allowed=frozenset({"text_body"}))
+    names = set(world.policyholders["full_name"]) | set(world.agents["full_name"])
+    for name, dtype in messages.schema.items():
+        if dtype == pl.String and name != "text_body":  # bodies stay in raw (DESIGN §5)
+            assert not messages[name].drop_nulls().str.contains_any(list(names)).any(), name
+    for export in exports:
+        assert set(export.result.messages["export_file"]) == {
+            keyed_token(export.path.name, PII_KEY)
+        }
+
+
+# --------------------------------------------------------------------------- hand-written files
+
+
+ANDROID_CHAT = f"""\
+05/06/26, 9:15 am - {ENCRYPTION_NOTICE}
+05/06/26, 9:15 am - Asha Rao: Namaste Ravi ji
+05/06/26, 12:05 am - Ravi Kumar: Ok ji
+05/06/26, 12:30 pm - Ravi Kumar: Premium kitna hai?
+Policy 1234
+13/06/26, 7:45 pm - Asha Rao: <Media omitted>
+"""
+
+
+def test_android_twelve_hour_clock_and_day_first_proof() -> None:
+    result = parse(ANDROID_CHAT)
+    assert result.rejected.is_empty() and (result.read, result.system_lines) == (5, 1)
+    assert local_times(result) == [
+        datetime(2026, 6, 5, 9, 15),
+        datetime(2026, 6, 5, 0, 5),  # 12:05 am is just after midnight
+        datetime(2026, 6, 5, 12, 30),
+        datetime(2026, 6, 13, 19, 45),
+    ]
+    assert result.messages["sent_at"][1] == datetime(2026, 6, 4, 18, 35, tzinfo=UTC)
+    assert result.messages["direction"].to_list() == ["outbound", "inbound", "inbound", "outbound"]
+    assert result.messages["text_body"][2] == "Premium kitna hai?\nPolicy 1234"
+
+
+def test_dates_are_day_first_unless_the_file_proves_otherwise() -> None:
+    ambiguous = "05/06/26, 10:00 - Asha Rao: Hello\n"
+    assert local_times(parse(ambiguous)) == [datetime(2026, 6, 5, 10, 0)]
+    us_phone = "05/06/26, 10:00 - Asha Rao: Hello\n05/13/26, 10:00 - Asha Rao: Again\n"
+    assert local_times(parse(us_phone)) == [datetime(2026, 5, 6, 10), datetime(2026, 5, 13, 10)]
+    four_digit_year = "13.06.2026, 22:10 - Asha Rao: Hello\n"
+    assert local_times(parse(four_digit_year)) == [datetime(2026, 6, 13, 22, 10)]
+
+
+def test_ios_twelve_hour_clock_notices_and_renamed_file() -> None:
+    ios = (
+        "[01/09/26, 9:05:07\u202fPM] Ravi Kumar: \u200eMessages and calls are end-to-end"
+        " encrypted. Only people in this chat can read, listen to, or share them.\n"
+        "[01/09/26, 9:06:00\u202fPM] Asha Rao: Hello Ravi ji\n"
+        "\u200e[01/09/26, 9:07:30\u202fPM] Ravi Kumar: \u200eimage omitted\n"
+        "\u200e[01/09/26, 9:08:00\u202fPM] Ravi Kumar: Receipt.pdf \u2022 \u200e1 page"
+        " \u200edocument omitted\n"
+        "[01/09/26, 12:01:02\u202fAM] Asha Rao: Thanks \u200e<This message was edited>\n"
+    )
+    result = parse(ios, name="_chat.txt")  # iOS zips the chat as _chat.txt: the notice names it
+    assert result.rejected.is_empty() and result.system_lines == 1
+    assert result.messages["direction"].to_list() == ["outbound", "inbound", "inbound", "outbound"]
+    assert result.messages["message_type"].to_list() == ["text", "image", "document", "text"]
+    assert result.messages["text_body"].to_list() == ["Hello Ravi ji", None, None, "Thanks"]
+    assert result.messages["sent_at"][0] == datetime(2026, 9, 1, 15, 36, tzinfo=UTC)
+    assert local_times(result)[-1] == datetime(2026, 9, 1, 0, 1, 2)
+
+
+def test_without_the_counterpart_direction_is_unknown_not_guessed() -> None:
+    result = parse("05/06/26, 10:00 - Asha Rao: Hello\n", name="chat.txt")
+    assert result.messages["direction"].to_list() == [None]
+
+
+def test_an_unsaved_contact_gives_the_phone_token() -> None:
+    chat = "05/06/26, 10:00 - Asha Rao: Hello\n05/06/26, 10:01 - +91 98123 45678: Who is this?\n"
+    result = parse(chat, name="WhatsApp Chat with +91 98123 45678.txt")
+    expected = phone_token("919812345678", PII_KEY)
+    assert result.messages["customer_phone_token"].to_list() == [expected, expected]
+    assert result.messages["direction"].to_list() == ["outbound", "inbound"]
+    for name, dtype in result.messages.schema.items():
+        if dtype == pl.String and name != "text_body":
+            assert not result.messages[name].drop_nulls().str.contains("98123").any(), name
+    assert result.messages["export_file"][0] == keyed_token(
+        "WhatsApp Chat with +91 98123 45678.txt", PII_KEY
+    )
+
+
+def test_lines_that_cannot_be_placed_are_rejected_and_counted() -> None:
+    text = "garbage before\n\n31/02/26, 10:00 - Asha Rao: No such day\n" + ANDROID_CHAT
+    result = parse(text)
+    assert result.rejected.select("line_number", "reason").rows() == [
+        (1, "no_timestamp"),
+        (3, "bad_timestamp"),
+    ]
+    assert result.rejected["raw"].to_list() == [
+        "garbage before",
+        "31/02/26, 10:00 - Asha Rao: No such day",
+    ]
+    assert result.read == result.messages.height + result.system_lines + result.rejected.height
+    assert result.messages.height == 4
+    empty = parse("")
+    assert (empty.read, empty.messages.height) == (0, 0)
+
+
+def test_a_re_export_gives_the_same_ids_to_the_same_messages() -> None:
+    first = parse(ANDROID_CHAT)
+    later = (
+        ANDROID_CHAT
+        + "14/06/26, 8:00 am - Ravi Kumar: Paid\n14/06/26, 8:00 am - Ravi Kumar: Paid\n"
+    )
+    second = parse(later, name="WhatsApp Chat with Ravi Kumar (2).txt")
+    ids = second.messages["wamid"].to_list()
+    assert ids[:4] == first.messages["wamid"].to_list()
+    assert len(set(ids)) == len(ids) == 6, "the same text twice in a minute: two messages"
