@@ -112,28 +112,20 @@ def run_simulation(
     print(f"  landing files under {config.landing_root}, ground truth under {config.truth_root}")
 
 
-def materialize_all(settings: Settings) -> bool:
-    """Materialise every asset once in this process, recorded in the PostgreSQL-backed instance."""
-    import dagster as dg
+def landing_days(settings: Settings) -> tuple[date, date] | None:
+    """The first and last receipt day found in the landing zone, within the partitions."""
+    days = sorted(
+        date.fromisoformat(folder.name.removeprefix("dt="))
+        for source in ("app_events", "whatsapp", "whatsapp_exports")
+        for folder in (settings.landing_root / source).glob("dt=*")
+    )
+    days = [d for d in days if settings.partitions_start <= d < date.today()]
+    return (days[0], days[-1]) if days else None
 
-    from orchestration.definitions import ALL_ASSETS_JOB, build_definitions
 
-    log_path = settings.home.resolve() / "logs" / "materialize.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    # dbt's own output (one line per model and test) goes to a file; the console gets a summary.
-    with (
-        environment(dagster_environment(settings)),
-        log_path.open("w") as log_file,
-        contextlib.redirect_stdout(log_file),
-    ):
-        instance = dg.DagsterInstance.get()
-        try:
-            job = build_definitions().resolve_job_def(ALL_ASSETS_JOB)
-            result = job.execute_in_process(
-                instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG
-            )
-        finally:
-            instance.dispose()
+def _report(result) -> None:
+    """One line per asset (with its partitions) and the checks that did not pass."""
+    materialised: dict[str, tuple[int, int | None]] = {}
     for event in result.all_events:
         if event.is_step_failure:
             print(
@@ -143,12 +135,66 @@ def materialize_all(settings: Settings) -> bool:
         elif event.is_step_materialization:
             key = event.asset_key.to_user_string()
             rows = event.materialization.metadata.get("dagster/row_count")
-            print(f"    materialised {key}" + (f" ({rows.value:,} rows)" if rows else ""))
+            count, _ = materialised.get(key, (0, None))
+            materialised[key] = (count + 1, rows.value if rows else None)
+    for key, (partitions, rows) in materialised.items():
+        extent = f" x {partitions} partitions" if partitions > 1 else ""
+        print(f"    materialised {key}{extent}" + (f" ({rows:,} rows)" if rows is not None else ""))
     checks = result.get_asset_check_evaluations()
-    passed = sum(1 for check in checks if check.passed)
-    print(f"    asset checks: {passed} of {len(checks)} passed (run {result.run_id})")
+    failed = [f"{c.asset_key.to_user_string()}:{c.check_name}" for c in checks if not c.passed]
+    print(
+        f"    asset checks: {len(checks) - len(failed)} of {len(checks)} passed"
+        + (f" (not passed: {', '.join(failed)})" if failed else "")
+    )
+
+
+def materialize_all(settings: Settings) -> bool:
+    """Load every landing day found (one single-run backfill of the ingest job), then
+    materialise the unpartitioned assets; recorded in the PostgreSQL-backed instance."""
+    import dagster as dg
+
+    from orchestration.definitions import ALL_ASSETS_JOB, build_definitions
+    from orchestration.defs.ingest.automation import INGEST_JOB
+
+    log_path = settings.home.resolve() / "logs" / "materialize.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    days = landing_days(settings)
+    runs = []
+    # dbt's own output (one line per model and test) goes to a file; the console gets a summary.
+    with (
+        environment(dagster_environment(settings)),
+        log_path.open("w") as log_file,
+        contextlib.redirect_stdout(log_file),
+    ):
+        instance = dg.DagsterInstance.get()
+        try:
+            defs = build_definitions()
+            if days:
+                tags = {
+                    "dagster/asset_partition_range_start": days[0].isoformat(),
+                    "dagster/asset_partition_range_end": days[1].isoformat(),
+                }
+                runs.append(
+                    defs.resolve_job_def(INGEST_JOB).execute_in_process(
+                        instance=instance,
+                        raise_on_error=False,
+                        run_config=QUIET_RUN_CONFIG,
+                        tags=tags,
+                    )
+                )
+            runs.append(
+                defs.resolve_job_def(ALL_ASSETS_JOB).execute_in_process(
+                    instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG
+                )
+            )
+        finally:
+            instance.dispose()
+    if days:
+        print(f"    landing days {days[0]} to {days[1]}, loaded as one run:")
+    for result in runs:
+        _report(result)
     print(f"    dbt output: {log_path}")
-    return result.success
+    return all(result.success for result in runs)
 
 
 # Warnings and errors only on the console; the full run log is in the Dagster UI.
@@ -164,7 +210,17 @@ SUMMARY_TABLES = {
         "video_content",
         "whatsapp_outbound",
     ],
-    "warehouse": ["raw.agents", "raw.insurance_policies", "marts.agent_policy_summary"],
+    "warehouse": [
+        "raw.agents",
+        "raw.insurance_policies",
+        "raw.premium_payments",
+        "raw.app_events",
+        "quarantine.app_events",
+        "raw.whatsapp_messages",
+        "raw.whatsapp_statuses",
+        "quarantine.whatsapp",
+        "marts.agent_policy_summary",
+    ],
 }
 
 TOP_AGENTS_SQL = """

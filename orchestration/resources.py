@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from pathlib import Path
 
 import dagster as dg
 from pydantic import PrivateAttr
@@ -43,3 +44,27 @@ class DatabasesResource(dg.ConfigurableResource):
     def dbt_environment(self) -> AbstractContextManager[None]:
         """The variables `dbt_project/profiles.yml` reads, set while dbt runs."""
         return environment(urls.dbt_env(self.warehouse))
+
+
+class LandingResource(dg.ConfigurableResource):
+    """The landing zone and the secrets ingestion needs (webhook app secret, PII key).
+
+    Left empty, each comes from the platform settings (`MITRA_LANDING_URL`,
+    `WHATSAPP_APP_SECRET`, `MITRA_PII_KEY`), read when a run needs it.
+    """
+
+    root: str | None = None
+    app_secret: str | None = None
+    pii_key: str | None = None
+
+    @property
+    def path(self) -> Path:
+        return Path(self.root) if self.root else get_settings().landing_root
+
+    @property
+    def app_secret_bytes(self) -> bytes:
+        return (self.app_secret or get_settings().whatsapp_app_secret.get_secret_value()).encode()
+
+    @property
+    def pii_key_bytes(self) -> bytes:
+        return (self.pii_key or get_settings().pii_key.get_secret_value()).encode()

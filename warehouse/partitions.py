@@ -174,6 +174,14 @@ def _lock(conn: psycopg.Connection, table: PartitionedTable, key: date) -> None:
     )
 
 
+# CSV uses \N for NULL so an empty string stays an empty string.
+CSV_NULL = r"\N"
+COPY_OPTIONS = {
+    "text": sql.SQL("TEXT"),
+    "binary": sql.SQL("BINARY"),
+    "csv": sql.SQL("CSV, NULL {}").format(sql.Literal(CSV_NULL)),
+}
+
 _INDEXDEF = re.compile(
     r"^CREATE (?P<unique>UNIQUE )?INDEX \S+ ON (?:ONLY )?\S+ (?P<rest>USING .+)$"
 )
@@ -217,12 +225,13 @@ def replace_partition(
     columns: list[str],
     write: Callable[[psycopg.Copy], None],
     *,
-    copy_format: Literal["text", "binary"] = "text",
+    copy_format: Literal["text", "binary", "csv"] = "text",
 ) -> int:
     """Replace every row of the partition holding `key` with what `write` sends through COPY.
 
     `write(copy)` receives an open `COPY ... FROM STDIN` on a fresh load table and writes rows
-    (`copy.write_row(...)`) or raw data (`copy.write(...)`). All of it happens in one transaction:
+    (`copy.write_row(...)`) or raw data (`copy.write(...)`; in "csv", NULL is `CSV_NULL`).
+    All of it happens in one transaction:
     if `write` raises, the connection drops or a row falls outside the partition's range, nothing
     changes. Returns the number of rows now in the partition.
     """
@@ -230,7 +239,7 @@ def replace_partition(
     loading_id = sql.Identifier(table.schema, loading)
     bounds_check = sql.Identifier(f"{loading}_bounds")
     column_list = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
-    fmt = sql.SQL("BINARY") if copy_format == "binary" else sql.SQL("TEXT")
+    fmt = COPY_OPTIONS[copy_format]
     with conn.transaction():
         _lock(conn, table, key)
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(loading_id))

@@ -7,6 +7,7 @@ orchestration, simulator) may import. Nothing here reads the environment at impo
 
 from __future__ import annotations
 
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -67,6 +68,18 @@ class Settings(BaseSettings):
     warehouse_url: str | None = Field(None, validation_alias=_env("MITRA_WAREHOUSE_URL"))
     dagster_url: str | None = Field(None, validation_alias=_env("MITRA_DAGSTER_URL"))
     landing_url: str = Field("./.mitra/landing", validation_alias=_env("MITRA_LANDING_URL"))
+
+    partitions_start: date = Field(
+        date(2025, 1, 1),
+        validation_alias=_env("MITRA_PARTITIONS_START"),
+        description="First day of the daily partitions of the landing sources.",
+    )
+    raw_retention_days: int = Field(
+        365,
+        ge=1,
+        validation_alias=_env("MITRA_RAW_RETENTION_DAYS"),
+        description="Days of raw message bodies kept; older partitions are dropped (DPDP Act).",
+    )
 
     redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"))
 

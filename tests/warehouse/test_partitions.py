@@ -204,3 +204,13 @@ def test_drop_partitions_before(conn: psycopg.Connection) -> None:
         "events_p20261121",
     ]
     assert list_partitions(conn, DAILY) == ["events_p20261122"]
+
+
+def test_csv_copy_keeps_empty_strings_apart_from_null(conn: psycopg.Connection) -> None:
+    from warehouse.partitions import CSV_NULL
+
+    def write(copy: psycopg.Copy) -> None:
+        copy.write(f'1,2026-11-24,""\n2,2026-11-24,{CSV_NULL}\n3,2026-11-24,"a,b"\n'.encode())
+
+    assert replace_partition(conn, DAILY, DAY, COLUMNS, write, copy_format="csv") == 3
+    assert [r[2] for r in _rows(conn)] == ["", None, "a,b"]

@@ -1,0 +1,153 @@
+"""`raw/app_events`: one receipt day of app events per partition, replaced atomically."""
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import psycopg
+
+from orchestration.defs.ingest.checks import (
+    DayCheck,
+    check_specs,
+    partition_rows,
+    reconciliation_check,
+    results,
+    suite_checks,
+    volume_check,
+)
+from orchestration.defs.ingest.expectations import CheckSuite
+from orchestration.defs.ingest.landing import day_files, read_bytes
+from orchestration.defs.ingest.load import replace_day
+from orchestration.defs.ingest.partitions import TIMEZONE, partition_days
+from orchestration.defs.ingest.tables import APP_EVENTS, APP_EVENTS_QUARANTINE
+from orchestration.defs.operational.assets import DATABASE_RETRY
+from orchestration.resources import DatabasesResource, LandingResource
+from transforms.app_events import parse_app_events
+from warehouse import urls
+
+ASSET_KEY = dg.AssetKey(["raw", "app_events"])
+SOURCE = "app_events"
+EVENT_TYPES = ["track", "screen", "identify"]
+# Events queued offline arrive days late (DESIGN §5): older than this is suspicious, not invalid.
+LATE_TOLERANCE = timedelta(days=30)
+
+
+def _day_bounds(day: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time(0), ZoneInfo(TIMEZONE)).astimezone(UTC)
+    return start, start + timedelta(days=1)
+
+
+def _keys(day: date) -> list:
+    import great_expectations as gx
+
+    return [
+        gx.expectations.ExpectColumnValuesToNotBeNull(column="message_id"),
+        gx.expectations.ExpectColumnValuesToBeUnique(column="message_id"),
+        gx.expectations.ExpectColumnValuesToNotBeNull(column="user_id"),
+        gx.expectations.ExpectColumnValuesToNotBeNull(column="session_id"),
+    ]
+
+
+def _accepted(day: date) -> list:
+    import great_expectations as gx
+
+    return [gx.expectations.ExpectColumnValuesToBeInSet(column="type", value_set=EVENT_TYPES)]
+
+
+def _timestamps(day: date) -> list:
+    import great_expectations as gx
+
+    start, end = _day_bounds(day)
+    return [
+        gx.expectations.ExpectColumnValuesToBeBetween(
+            column="received_at", min_value=start, max_value=end
+        ),
+        gx.expectations.ExpectColumnValuesToBeBetween(
+            column="event_timestamp", min_value=start - LATE_TOLERANCE, max_value=end
+        ),
+    ]
+
+
+SUITES = [
+    CheckSuite(
+        "keys_valid", "message_id present and unique; user and session present", True, _keys
+    ),
+    CheckSuite("accepted_values", "type is track, screen or identify", True, _accepted),
+    CheckSuite(
+        "timestamps_in_window",
+        "received in the partition's IST day; event time within 30 days before it",
+        False,
+        _timestamps,
+    ),
+]
+CHECK_SPECS = check_specs(ASSET_KEY, SUITES)
+
+
+def load_app_events_day(
+    day: date, landing: LandingResource, warehouse_url: str
+) -> tuple[dict[str, int], list[DayCheck]]:
+    """Parse the day's landing files, replace the day's raw and quarantine partitions."""
+    files = day_files(landing.path, SOURCE, day, "*.ndjson*")
+    data = b"".join(_newline_terminated(read_bytes(path)) for path in files)
+    parsed = parse_app_events(data, day)
+    with psycopg.connect(urls.libpq_url(warehouse_url)) as conn:
+        replace_day(conn, day, {APP_EVENTS: parsed.clean, APP_EVENTS_QUARANTINE: parsed.rejected})
+        in_table = partition_rows(conn, APP_EVENTS, day)
+        checks = [
+            reconciliation_check(
+                day,
+                read=parsed.read,
+                loaded=parsed.clean.height,
+                quarantined=parsed.rejected.height,
+                duplicates=parsed.duplicates,
+                in_table=in_table,
+            ),
+            volume_check(conn, APP_EVENTS, day, parsed.clean.height),
+        ]
+    checks += suite_checks(parsed.clean, SUITES, day)
+    counts = {
+        "files": len(files),
+        "read": parsed.read,
+        "loaded": parsed.clean.height,
+        "quarantined": parsed.rejected.height,
+        "duplicates": parsed.duplicates,
+    }
+    return counts, checks
+
+
+def _newline_terminated(data: bytes) -> bytes:
+    return data if not data or data.endswith(b"\n") else data + b"\n"
+
+
+def build_app_events_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=ASSET_KEY,
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        group_name="raw_app_events",
+        kinds={"polars", "postgres"},
+        check_specs=CHECK_SPECS,
+        retry_policy=DATABASE_RETRY,
+        metadata={"dagster/table_name": "raw.app_events"},
+        description="App events received on the partition's day (IST), parsed and validated in "
+        "polars, deduplicated on messageId, event time derived from the device and server "
+        "clocks; invalid lines go to quarantine.app_events. The day is replaced atomically.",
+    )
+    def app_events(
+        context: dg.AssetExecutionContext, databases: DatabasesResource, landing: LandingResource
+    ) -> Iterator:
+        totals: dict[str, int] = {}
+        checks: list[DayCheck] = []
+        for day in partition_days(context):
+            counts, day_checks = load_app_events_day(day, landing, databases.warehouse)
+            context.log.info("app events %s: %s", day, counts)
+            for name, value in counts.items():
+                totals[name] = totals.get(name, 0) + value
+            checks += day_checks
+        yield dg.MaterializeResult(
+            metadata={**totals, "dagster/row_count": totals.get("loaded", 0)},
+            check_results=results(ASSET_KEY, checks, CHECK_SPECS),
+        )
+
+    return app_events

@@ -1,0 +1,55 @@
+"""Replace one day of several raw and quarantine tables together, atomically."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+
+import polars as pl
+import psycopg
+
+from warehouse.partitions import CSV_NULL, replace_partition
+from warehouse.raw_tables import TableSpec, ensure_tables
+
+CSV_CHUNK_ROWS = 200_000
+
+
+def _csv_writer(frame: pl.DataFrame):
+    """A COPY callback sending the frame as CSV, in chunks so memory stays bounded."""
+
+    def write(copy: psycopg.Copy) -> None:
+        for start in range(0, frame.height, CSV_CHUNK_ROWS):
+            chunk = frame.slice(start, CSV_CHUNK_ROWS)
+            copy.write(chunk.write_csv(include_header=False, null_value=CSV_NULL))
+
+    return write
+
+
+def replace_day(
+    conn: psycopg.Connection,
+    day: date,
+    frames: dict[TableSpec, pl.DataFrame],
+    also: Callable[[psycopg.Connection], None] | None = None,
+) -> dict[str, int]:
+    """Replace the `day` partition of every table with its frame, in one transaction.
+
+    Readers see either all of the old day or all of the new one, across the tables: a crash in
+    the middle leaves every table as it was. `also(conn)` runs inside the same transaction (e.g.
+    folding the day into a running state table). Returns the rows loaded per table.
+    """
+    ensure_tables(conn, list(frames), day)
+    loaded: dict[str, int] = {}
+    with conn.transaction():
+        for spec, frame in frames.items():
+            ordered = frame.select(spec.column_names)
+            loaded[spec.qualified] = replace_partition(
+                conn,
+                spec.partitioned,
+                day,
+                spec.column_names,
+                _csv_writer(ordered),
+                copy_format="csv",
+            )
+        if also is not None:
+            also(conn)
+    return loaded
