@@ -24,6 +24,7 @@ from orchestration.defs.ingest.automation import (
 from orchestration.defs.ingest.partitions import daily_partitions
 from orchestration.defs.ingest.whatsapp import MESSAGES_KEY, STATUSES_KEY, build_whatsapp_assets
 from orchestration.defs.operational.assets import operational_snapshots
+from orchestration.defs.operational.checks import operational_raw_checks
 from orchestration.resources import DatabasesResource, LandingResource
 from warehouse.settings import get_settings
 
@@ -53,6 +54,7 @@ def build_definitions(
             build_app_events_asset(partitions),
             build_whatsapp_assets(partitions),
         ],
+        asset_checks=[operational_raw_checks],
         jobs=[
             dg.define_asset_job(
                 ALL_ASSETS_JOB,

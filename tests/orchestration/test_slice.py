@@ -77,6 +77,11 @@ def test_slice_end_to_end(operational_url: str, warehouse_url: str) -> None:
     checks = result.get_asset_check_evaluations()
     assert len(checks) >= 10
     assert all(check.passed for check in checks), [c.check_name for c in checks if not c.passed]
+    # great-expectations suites ran on every raw operational copy.
+    ge_checked = {
+        c.asset_key.to_user_string() for c in checks if c.check_name == "keys_and_accepted_values"
+    }
+    assert {"raw/agents", "raw/insurance_policies", "raw/premium_payments"} <= ge_checked
 
     # The raw copies hold every operational row.
     with psycopg.connect(urls.libpq_url(warehouse_url)) as conn:

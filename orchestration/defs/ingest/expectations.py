@@ -37,7 +37,8 @@ class SuiteOutcome:
     evaluated: int = 0
 
 
-def _context():
+def quiet_context():
+    """An ephemeral great-expectations context without progress bars (they flood run logs)."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -54,7 +55,7 @@ def run_suites(frame: pl.DataFrame, suites: list[CheckSuite], day: date) -> dict
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        context = _context()
+        context = quiet_context()
         source = context.data_sources.add_pandas("ingest")
         batch = (
             source.add_dataframe_asset(name="partition")
