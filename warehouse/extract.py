@@ -9,10 +9,13 @@ For each table in `EXTRACT_TABLES`, one run:
    append-only tables `created_at`) is later than the stored watermark *minus an overlap*
    (default 10 minutes). `updated_at` is the updating transaction's start time, not its commit
    time, so a long transaction can commit a row dated before the watermark of a run that ran
-   meanwhile; the overlap re-reads that window. The first run, or a run after the model's columns
-   changed, reads everything;
+   meanwhile; the overlap re-reads that window. The first run, a run after the model's columns
+   changed, or one with another PII key or token scheme, reads everything;
 3. moves them DB to DB as a COPY stream (text format: independent of server versions and enum
-   types, never row by row) into a temporary staging table in the warehouse;
+   types, never row by row) into a temporary staging table in the warehouse. Personal data
+   (`PII_COLUMNS`) never reaches the warehouse in clear: names and addresses are not read, and
+   phone numbers, e-mails and PANs are replaced by their keyed tokens while the rows stream
+   (see `pii_token`);
 4. upserts them into `raw.<table>` by primary key, only where the incoming watermark column is
    newer or equal *and* the row differs (or had been marked deleted), so re-reading the overlap
    rewrites nothing;
@@ -29,15 +32,17 @@ previous watermark, and a retry starts from a clean state.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Literal
 
 import psycopg
 from psycopg import sql
 from sqlalchemy import Table
 
+from transforms.pii import keyed_token, normalise_e164
 from warehouse import urls
 from warehouse.operational.models import metadata
 from warehouse.warehouse_ddl import (
@@ -45,7 +50,10 @@ from warehouse.warehouse_ddl import (
     EXTRACTED_AT,
     RAW_SCHEMA,
     WATERMARKS_TABLE,
+    PiiHandling,
+    copied_columns,
     ensure_raw_table,
+    pii_columns,
     raw_columns,
     raw_key,
 )
@@ -80,6 +88,40 @@ SESSION_OPTIONS = "-c datestyle=ISO,YMD -c intervalstyle=postgres"
 
 Reconciliation = Literal["full_read", "keys", "counts"]
 
+# The version of `pii_token`'s rules, stored with each table's watermark (`pii_tokens`): change it
+# whenever a token of the same value would change, and the next run rewrites every token.
+PII_SCHEME = "hmac-sha256-v1"
+
+
+def pii_token(handling: PiiHandling, value: str, key: bytes) -> str:
+    """The raw token of a personal value: `transforms.pii.keyed_token` (hex HMAC-SHA256 under
+    `key`) of the value normalised for its kind.
+
+    * `phone`: the E.164 number, so the token is `transforms.pii.phone_token(value, key)` and
+      joins the phone tokens of every other source. The source's CHECK already keeps E.164; a
+      number the CHECK admits but `normalise_e164` refuses (7 digits) is tokenised as stored,
+      never copied in clear.
+    * `email`: lower-cased (the operational unique index already treats case as equal).
+    * `exact`: as stored.
+
+    Computed in Python while the rows stream (not with pgcrypto in the upsert): the embedded
+    PostgreSQL build has no pgcrypto, the key never travels to a database server, and clear
+    values never land in the warehouse, not even in a temporary table.
+    """
+    if handling == "phone":
+        value = normalise_e164(value) or value
+    elif handling == "email":
+        value = value.lower()
+    elif handling != "exact":
+        raise ValueError(f"{handling!r} is not a tokenised kind of personal data")
+    return keyed_token(value, key)
+
+
+def pii_key_id(key: bytes) -> str:
+    """`PII_SCHEME` and a short id of `key` (a token of a fixed text, which does not reveal
+    the key): what the watermark table records, to notice a new key."""
+    return f"{PII_SCHEME}:{keyed_token('raw-extract-key-id', key)[:16]}"
+
 
 @dataclass(frozen=True)
 class ExtractResult:
@@ -101,14 +143,25 @@ class _State:
 
     watermark: datetime | None
     columns: list[str]
+    pii_tokens: str | None
 
 
 class _Names:
     """The SQL identifiers and column lists of one table's extract, composed once."""
 
-    def __init__(self, table: Table) -> None:
+    def __init__(self, table: Table, pii_key: bytes) -> None:
         self.table = table
+        # Read `source_columns` at the source, write `columns` in raw: the same length and order.
+        self.source_columns = [column.name for column in copied_columns(table)]
         self.columns = raw_columns(table)
+        handling = pii_columns(table)
+        # Position in the stream -> the function replacing the clear value by its token.
+        self.tokenisers: dict[int, Callable[[str], str]] = {
+            i: partial(pii_token, handling[name], key=pii_key)
+            for i, name in enumerate(self.source_columns)
+            if name in handling
+        }
+        self.pii_tokens = pii_key_id(pii_key) if self.tokenisers else None
         self.key = raw_key(table)
         self.watermark_column = watermark_column(table)
         self.source = sql.Identifier("public", table.name)
@@ -150,16 +203,20 @@ def extract_table(
     operational_url: str,
     warehouse_url: str,
     *,
+    pii_key: bytes,
     overlap: timedelta = DEFAULT_OVERLAP,
     full_refresh: bool = False,
     key_reconciliation_max_rows: int = KEY_RECONCILIATION_MAX_ROWS,
 ) -> ExtractResult:
     """Bring `raw.<table>` up to date with the operational table (see the module docstring).
 
+    `pii_key` is MITRA_PII_KEY, the key of every source's tokens (an empty key is refused).
     `full_refresh` ignores the stored watermark and reads every row (the upsert still writes only
     rows that differ). The warehouse must have its schemas (`ensure_warehouse`).
     """
-    names = _Names(table)
+    if not pii_key:
+        raise ValueError("the PII key is empty: tokens would be reversible by enumeration")
+    names = _Names(table, pii_key)
     with _connect(operational_url) as src, _connect(warehouse_url) as dst:
         src.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         src.read_only = True
@@ -168,7 +225,12 @@ def extract_table(
             ensure_raw_table(dst, table)
             state = _read_state(dst, names)
             previous = state.watermark if state else None
-            full_read = full_refresh or state is None or state.columns != names.columns
+            full_read = (
+                full_refresh
+                or state is None
+                or state.columns != names.columns
+                or state.pii_tokens != names.pii_tokens
+            )
             # No watermark yet (the source table was empty so far): read everything too.
             since = None if full_read or previous is None else previous - overlap
             with src.transaction():
@@ -201,12 +263,14 @@ def _lock(dst: psycopg.Connection, names: _Names) -> None:
 
 def _read_state(dst: psycopg.Connection, names: _Names) -> _State | None:
     row = dst.execute(
-        sql.SQL("SELECT watermark, columns FROM {} WHERE table_name = %s").format(
+        sql.SQL("SELECT watermark, columns, pii_tokens FROM {} WHERE table_name = %s").format(
             sql.Identifier(RAW_SCHEMA, WATERMARKS_TABLE)
         ),
         (names.table.name,),
     ).fetchone()
-    return None if row is None else _State(watermark=row[0], columns=list(row[1]))
+    if row is None:
+        return None
+    return _State(watermark=row[0], columns=list(row[1]), pii_tokens=row[2])
 
 
 def _source_clock(src: psycopg.Connection) -> datetime:
@@ -228,13 +292,28 @@ def _stream(
     read: sql.Composable,
     write: sql.Composable,
     params: Sequence[object] = (),
+    tokenisers: dict[int, Callable[[str], str]] | None = None,
 ) -> int:
     """Relay a `COPY ... TO STDOUT` on the source into a `COPY ... FROM STDIN` on the warehouse;
-    returns the rows written. Blocks pass through untouched: no parsing in Python."""
+    returns the rows written.
+
+    Without `tokenisers`, blocks pass through untouched: no parsing in Python. With them, the
+    rows are parsed (by psycopg, every value as text) and the values at those positions replaced
+    by their tokens. Measured here on 300k policyholder-like rows (20 columns, 3 tokenised):
+    1.0-1.5 s passed through, 3.4-3.9 s tokenised, i.e. about 80k rows/s.
+    """
     with src.cursor() as read_cur, dst.cursor() as write_cur:
         with read_cur.copy(read, params or None) as out, write_cur.copy(write) as into:
-            for block in out:
-                into.write(block)
+            if not tokenisers:
+                for block in out:
+                    into.write(block)
+            else:
+                for row in out.rows():
+                    values = list(row)
+                    for i, tokenise in tokenisers.items():
+                        if values[i] is not None:
+                            values[i] = tokenise(values[i])
+                    into.write_row(values)
         return write_cur.rowcount
 
 
@@ -255,7 +334,8 @@ def _temp_like(
 def _stage_changed_rows(
     src: psycopg.Connection, dst: psycopg.Connection, names: _Names, since: datetime | None
 ) -> int:
-    """COPY the source rows changed after `since` (all rows when None) into the staging table."""
+    """COPY the source rows changed after `since` (all rows when None) into the staging table,
+    personal values as tokens."""
     _temp_like(dst, names.stage, names, names.columns)
     where = sql.SQL("")
     params: tuple[object, ...] = ()
@@ -263,10 +343,10 @@ def _stage_changed_rows(
         where = sql.SQL("WHERE {} > %s").format(sql.Identifier(names.watermark_column))
         params = (since,)
     read = sql.SQL("COPY (SELECT {} FROM {} {}) TO STDOUT").format(
-        _join(names.columns), names.source, where
+        _join(names.source_columns), names.source, where
     )
     write = sql.SQL("COPY {} ({}) FROM STDIN").format(names.stage, _join(names.columns))
-    return _stream(src, dst, read, write, params)
+    return _stream(src, dst, read, write, params, names.tokenisers)
 
 
 def _staged_max_watermark(dst: psycopg.Connection, names: _Names) -> datetime | None:
@@ -389,11 +469,12 @@ def _save_state(
 ) -> None:
     dst.execute(
         sql.SQL(
-            "INSERT INTO {} (table_name, watermark_column, watermark, columns, last_run_at,"
-            " rows_read, rows_upserted, rows_marked_deleted)"
-            " VALUES (%s, %s, %s, %s, now(), %s, %s, %s)"
+            "INSERT INTO {} (table_name, watermark_column, watermark, columns, pii_tokens,"
+            " last_run_at, rows_read, rows_upserted, rows_marked_deleted)"
+            " VALUES (%s, %s, %s, %s, %s, now(), %s, %s, %s)"
             " ON CONFLICT (table_name) DO UPDATE SET watermark_column = EXCLUDED.watermark_column,"
             " watermark = EXCLUDED.watermark, columns = EXCLUDED.columns,"
+            " pii_tokens = EXCLUDED.pii_tokens,"
             " last_run_at = EXCLUDED.last_run_at, rows_read = EXCLUDED.rows_read,"
             " rows_upserted = EXCLUDED.rows_upserted,"
             " rows_marked_deleted = EXCLUDED.rows_marked_deleted"
@@ -403,6 +484,7 @@ def _save_state(
             names.watermark_column,
             watermark,
             names.columns,
+            names.pii_tokens,
             rows_read,
             rows_upserted,
             rows_marked_deleted,

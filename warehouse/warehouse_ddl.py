@@ -7,11 +7,18 @@ wrote the row, and `_deleted_at`, when the row's key disappeared from the source
 the row is kept, with its last version, so history stays). When a model gains a column, the raw
 table gains it too (`add_missing_columns`), before the next load.
 
+Personal data is the exception (DESIGN §5, DPDP Act; `PII_COLUMNS`, the one list): a phone number,
+e-mail or PAN reaches raw only as `<column>_token`, its keyed token, and names and addresses do not
+reach it at all. A raw table still holding such a column in clear (written before the tokens) loses
+it on the next `ensure_raw_table`, and the extract then re-reads the whole table to fill the tokens.
+
 `raw._extract_watermarks` holds, per extracted table, how far the incremental extract has read;
 it is written in the same transaction as the rows it describes.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import psycopg
 from psycopg import sql
@@ -34,23 +41,60 @@ BOOKKEEPING_COLUMNS: dict[str, str] = {
     DELETED_AT: "timestamptz",
 }
 
+# What raw keeps of a personal column: `phone`, `email` and `exact` are tokenised (see
+# `warehouse.extract.pii_token`: E.164 number, lower-cased address, value as stored), `drop` is not
+# copied at all.
+PiiHandling = Literal["phone", "email", "exact", "drop"]
+
+# The personal data in the extracted operational tables: the one definition, for the DDL and the
+# extract alike. A tokenised column is named `<column>_token` in raw and holds hex
+# HMAC-SHA256(MITRA_PII_KEY, value), the `transforms.pii` token, so it joins the tokens of the
+# landing sources (e.g. `raw.whatsapp_messages.customer_phone_token`). Renamed rather than kept
+# under the clear name: a query written for the clear value fails instead of silently comparing a
+# number with a token, and a raw column under the clear name is always a clear leftover that
+# `ensure_raw_table` drops. Names and addresses are dropped: staging and marts carry none and no
+# model needs one, and a token of a name joins nothing. Not listed, as not personal: the insurer's
+# `support_phone` and Meta's `phone_number_id`.
+PII_COLUMNS: dict[str, dict[str, PiiHandling]] = {
+    "users": {"phone": "phone", "email": "email", "full_name": "drop"},
+    "agents": {"whatsapp_business_number": "phone"},
+    "policyholders": {
+        "full_name": "drop",
+        "phone": "phone",
+        "email": "email",
+        "pan": "exact",  # upper case by the source's CHECK
+        "address_line": "drop",
+    },
+    # Nominees' names and relationships: personal data of third parties, needed by no mart.
+    "insurance_policies": {"nominee_details": "drop"},
+}
+
+PII_SUFFIX = "_token"
+
 WATERMARKS_TABLE = "_extract_watermarks"
 
 # One row per extracted table. `columns` is the column list the watermark is valid for: when the
 # model's columns change, rows the source did not touch since still lack the new column, so the
-# extract reads the whole table once more instead of trusting the watermark.
+# extract reads the whole table once more instead of trusting the watermark. `pii_tokens` says how
+# the raw tokens were computed (scheme version and key id, NULL for tables without tokens): when it
+# changes (a new key, a new scheme) the extract re-reads the whole table too, so one table never
+# mixes tokens of two keys.
 WATERMARKS_DDL = sql.SQL(
     """CREATE TABLE IF NOT EXISTS {} (
     table_name text PRIMARY KEY,
     watermark_column text NOT NULL,
     watermark timestamptz,
     columns text[] NOT NULL,
+    pii_tokens text,
     last_run_at timestamptz NOT NULL,
     rows_read bigint NOT NULL,
     rows_upserted bigint NOT NULL,
     rows_marked_deleted bigint NOT NULL
 )"""
 ).format(sql.Identifier(RAW_SCHEMA, WATERMARKS_TABLE))
+
+# Columns the watermark table gained after its first release, added to existing warehouses.
+WATERMARKS_ADDED_COLUMNS: dict[str, str] = {"pii_tokens": "text"}
 
 
 def _column_type(column: Column) -> str:
@@ -63,9 +107,34 @@ def _column_type(column: Column) -> str:
     return col_type.compile(dialect=postgresql.dialect())
 
 
+def pii_columns(table: Table) -> dict[str, PiiHandling]:
+    """The personal columns of an operational table and what raw keeps of each (`PII_COLUMNS`).
+
+    A listed column the model does not have is an error: after a rename, the stale entry would
+    let the renamed column through in clear.
+    """
+    handling = PII_COLUMNS.get(table.name, {})
+    unknown = sorted(set(handling) - set(table.columns.keys()))
+    if unknown:
+        raise ValueError(f"PII_COLUMNS lists {unknown} that {table.name} does not have")
+    return handling
+
+
+def copied_columns(table: Table) -> list[Column]:
+    """The operational columns the extract reads, in table order: all but the dropped ones."""
+    handling = pii_columns(table)
+    return [column for column in table.columns if handling.get(column.name) != "drop"]
+
+
+def raw_column_name(table: Table, column: str) -> str:
+    """The name of an operational column in raw: `<column>_token` for a tokenised one."""
+    return column + PII_SUFFIX if column in pii_columns(table) else column
+
+
 def raw_columns(table: Table) -> list[str]:
-    """The columns copied from the operational table, in table order."""
-    return [column.name for column in table.columns]
+    """The raw columns the extract writes, in table order; the n-th is filled from the n-th of
+    `copied_columns` (under its own name, or as its token)."""
+    return [raw_column_name(table, column.name) for column in copied_columns(table)]
 
 
 def raw_key(table: Table) -> list[str]:
@@ -75,8 +144,12 @@ def raw_key(table: Table) -> list[str]:
 
 def raw_column_definitions(table: Table) -> dict[str, sql.Composable]:
     """Every column of `raw.<table>` with its type: the model's, then the bookkeeping ones."""
+    tokenised = pii_columns(table)
     definitions: dict[str, sql.Composable] = {
-        column.name: sql.SQL(_column_type(column)) for column in table.columns
+        raw_column_name(table, column.name): sql.SQL(
+            "text" if column.name in tokenised else _column_type(column)
+        )
+        for column in copied_columns(table)
     }
     definitions.update({name: sql.SQL(ddl) for name, ddl in BOOKKEEPING_COLUMNS.items()})
     return definitions
@@ -133,10 +206,64 @@ def add_missing_columns(
     return [name for name, _ in missing]
 
 
+def drop_clear_pii_columns(
+    conn: psycopg.Connection, table: Table, schema: str = RAW_SCHEMA
+) -> list[str]:
+    """Drop from `raw.<table>` the personal columns still held in clear; returns them.
+
+    Raw tables written before the tokens copied `phone`, `full_name`, ... as they are. Their
+    token columns are added empty by `add_missing_columns`, and the extract, seeing the stored
+    column list change, re-reads every source row to fill them; rows already gone from the
+    source keep no token (their clear values are not kept either). `DROP COLUMN` only hides the
+    values, so the table is then rewritten (`CLUSTER` on its key, allowed in a transaction): the
+    live rows are copied into a new file without them and the old file is removed at commit.
+    WAL archives and backups still hold them until they expire.
+    """
+    present = existing_columns(conn, table.name, schema)
+    clear = [name for name in pii_columns(table) if name in present]
+    if not clear:
+        return []
+    target = sql.Identifier(schema, table.name)
+    conn.execute(
+        sql.SQL("ALTER TABLE {} {}").format(
+            target,
+            sql.SQL(", ").join(
+                sql.SQL("DROP COLUMN {}").format(sql.Identifier(name)) for name in clear
+            ),
+        )
+    )
+    row = conn.execute(
+        "SELECT c.relname FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indexrelid"
+        " WHERE i.indrelid = %s::regclass AND i.indisprimary",
+        (target.as_string(conn),),
+    ).fetchone()
+    if row is not None:
+        conn.execute(sql.SQL("CLUSTER {} USING {}").format(target, sql.Identifier(row[0])))
+    return clear
+
+
 def ensure_raw_table(conn: psycopg.Connection, table: Table, schema: str = RAW_SCHEMA) -> list[str]:
-    """Create `raw.<table>` if absent and bring its columns up to the model; returns the added."""
+    """Create `raw.<table>` if absent, bring its columns up to the model and drop personal
+    columns left in clear; returns the added columns."""
     conn.execute(raw_table_ddl(table, schema))
-    return add_missing_columns(conn, table, schema)
+    added = add_missing_columns(conn, table, schema)
+    drop_clear_pii_columns(conn, table, schema)
+    return added
+
+
+def ensure_watermarks_table(conn: psycopg.Connection) -> None:
+    """Create `raw._extract_watermarks`, or add the columns it gained since it was created."""
+    conn.execute(WATERMARKS_DDL)
+    present = existing_columns(conn, WATERMARKS_TABLE)
+    for name, col_type in WATERMARKS_ADDED_COLUMNS.items():
+        if name not in present:
+            conn.execute(
+                sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                    sql.Identifier(RAW_SCHEMA, WATERMARKS_TABLE),
+                    sql.Identifier(name),
+                    sql.SQL(col_type),
+                )
+            )
 
 
 def ensure_warehouse(url: str) -> None:
@@ -146,6 +273,6 @@ def ensure_warehouse(url: str) -> None:
     with psycopg.connect(urls.libpq_url(url)) as conn:
         for schema in WAREHOUSE_SCHEMAS:
             conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-        conn.execute(WATERMARKS_DDL)
+        ensure_watermarks_table(conn)
         for table in EXTRACT_TABLES:
             ensure_raw_table(conn, table)

@@ -16,10 +16,13 @@ from orchestration.defs.operational.assets import (
     operational_extract,
     raw_asset_key,
 )
-from orchestration.resources import DatabasesResource
+from orchestration.resources import DatabasesResource, LandingResource
 from tests.warehouse.test_extract import simulated_operational_db
+from transforms.pii import phone_token
 from warehouse import urls
 from warehouse.extract import EXTRACT_TABLES, watermark_column
+
+PII_KEY = "asset-test-pii-key"
 
 PAYMENTS_KEY = raw_asset_key("premium_payments")
 
@@ -51,6 +54,9 @@ def test_specs_one_unpartitioned_asset_per_table() -> None:
     assert [spec.key for spec in specs] == [raw_asset_key(t.name) for t in EXTRACT_TABLES]
     assert {spec.group_name for spec in specs} == {"raw_operational"}
     assert all("Not partitioned" in (spec.description or "") for spec in specs)
+    descriptions = {spec.key: spec.description or "" for spec in specs}
+    assert "`phone_token`" in descriptions[raw_asset_key("policyholders")]
+    assert "`full_name`, `address_line` not copied" in descriptions[raw_asset_key("policyholders")]
     assert operational_extract.partitions_def is None
     assert operational_extract.can_subset
     assert operational_extract.op.retry_policy == DATABASE_RETRY
@@ -60,10 +66,12 @@ def test_materialize_extracts_every_table_then_only_what_changed(
     make_database: Callable[[str], str], tmp_path: Path
 ) -> None:
     source = simulated_operational_db(make_database, tmp_path)
+    warehouse = make_database("wh")
     resources = {
-        "databases": DatabasesResource(
-            operational_url=source, warehouse_url=make_database("wh")
-        )  # the asset creates the warehouse schemas itself
+        # The asset creates the warehouse schemas itself.
+        "databases": DatabasesResource(operational_url=source, warehouse_url=warehouse),
+        # The key every source's tokens use.
+        "landing": LandingResource(pii_key=PII_KEY),
     }
     facts = _source_facts(source)
 
@@ -78,6 +86,16 @@ def test_materialize_extracts_every_table_then_only_what_changed(
             assert meta["rows_marked_deleted"] == 0
             assert meta["watermark"] == newest
             assert meta["full_read"] is True
+        # Phone numbers arrive as tokens under the landing resource's key.
+        with psycopg.connect(urls.libpq_url(source)) as conn:
+            holder_id, phone = conn.execute(
+                "SELECT id, phone FROM policyholders WHERE phone IS NOT NULL ORDER BY id LIMIT 1"
+            ).fetchone()
+        with psycopg.connect(urls.libpq_url(warehouse)) as conn:
+            (token,) = conn.execute(
+                "SELECT phone_token FROM raw.policyholders WHERE id = %s", (holder_id,)
+            ).fetchone()
+        assert token == phone_token(phone, PII_KEY.encode())
 
         with psycopg.connect(urls.libpq_url(source)) as conn:
             conn.execute(

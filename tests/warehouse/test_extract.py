@@ -6,6 +6,7 @@ warehouse, so the source can be changed freely: updates, late commits, deletes, 
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ from sqlalchemy import Column, MetaData, Table, Text
 
 from simulator.config import SimulationConfig
 from simulator.runner import simulate
+from transforms.pii import keyed_token, phone_token
 from warehouse import urls
 from warehouse.extract import (
     DEFAULT_OVERLAP,
@@ -29,14 +31,30 @@ from warehouse.extract import (
     ExtractResult,
     extract_table,
     extract_table_named,
+    pii_token,
     watermark_column,
 )
 from warehouse.migrate import upgrade
-from warehouse.warehouse_ddl import raw_columns, raw_key
+from warehouse.warehouse_ddl import (
+    PII_COLUMNS,
+    PII_SUFFIX,
+    _column_type,
+    copied_columns,
+    ensure_warehouse,
+    existing_columns,
+    raw_columns,
+    raw_key,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NO_OVERLAP = timedelta(0)
 PAYMENTS = "premium_payments"
+PII_KEY = b"test-pii-key"
+OTHER_KEY = b"another-test-pii-key"
+# Tables holding keyed tokens (a key change rewrites them); others only drop columns.
+PII_TABLES = sorted(
+    name for name, columns in PII_COLUMNS.items() if any(h != "drop" for h in columns.values())
+)
 
 
 def simulated_operational_db(make_database: Callable[[str], str], tmp_path: Path) -> str:
@@ -57,8 +75,6 @@ def source(make_database: Callable[[str], str], tmp_path: Path) -> str:
 
 @pytest.fixture
 def target(make_database: Callable[[str], str]) -> str:
-    from warehouse.warehouse_ddl import ensure_warehouse
-
     url = make_database("wh")
     ensure_warehouse(url)
     return url
@@ -68,11 +84,13 @@ def target(make_database: Callable[[str], str]) -> str:
 
 
 def _run(source: str, target: str, **options: Any) -> dict[str, ExtractResult]:
-    """Extract every table once; results by table name."""
+    """Extract every table once (with `PII_KEY` unless told); results by table name."""
+    options.setdefault("pii_key", PII_KEY)
     return {t.name: extract_table(t, source, target, **options) for t in EXTRACT_TABLES}
 
 
 def _one(source: str, target: str, name: str = PAYMENTS, **options: Any) -> ExtractResult:
+    options.setdefault("pii_key", PII_KEY)
     return extract_table(extract_table_named(name), source, target, **options)
 
 
@@ -109,12 +127,57 @@ def _fingerprint(
     )
 
 
-def _same_content(source: str, target: str, table: Table) -> bool:
-    """The raw copy's live rows are exactly the source's rows (model columns, enums as text)."""
-    columns = raw_columns(table)
-    return _fingerprint(source, "public", table, columns) == _fingerprint(
-        target, "raw", table, columns, live_only=True
+def _same_content(source: str, target: str, table: Table, key: bytes = PII_KEY) -> bool:
+    """The raw copy's live rows are exactly the source's rows (copied columns, enums as text,
+    personal values as their tokens under `key`)."""
+    handling = PII_COLUMNS.get(table.name, {})
+    plain = [c.name for c in copied_columns(table) if c.name not in handling]
+    same_plain = _fingerprint(source, "public", table, plain) == _fingerprint(
+        target, "raw", table, plain, live_only=True
     )
+    return same_plain and _source_tokens(source, table, key) == _raw_tokens(target, table)
+
+
+def _rows(url: str, query: sql.Composable | str, params: tuple[Any, ...] = ()) -> list[Any]:
+    with psycopg.connect(urls.libpq_url(url)) as conn:
+        return conn.execute(query, params).fetchall()
+
+
+def _tokenised(table: Table) -> list[tuple[str, str]]:
+    """(source column, how) of the tokenised columns of `table`."""
+    return [(c, how) for c, how in PII_COLUMNS.get(table.name, {}).items() if how != "drop"]
+
+
+def _source_tokens(source: str, table: Table, key: bytes) -> dict[Any, tuple[Any, ...]]:
+    """key -> the tokens the source's personal values should have in raw."""
+    columns = _tokenised(table)
+    if not columns:
+        return {}
+    query = sql.SQL("SELECT {}, {} FROM {}").format(
+        sql.Identifier(raw_key(table)[0]),
+        sql.SQL(", ").join(sql.Identifier(c) for c, _ in columns),
+        sql.Identifier("public", table.name),
+    )
+    return {
+        row[0]: tuple(
+            None if v is None else pii_token(how, v, key)
+            for v, (_, how) in zip(row[1:], columns, strict=True)
+        )
+        for row in _rows(source, query)
+    }
+
+
+def _raw_tokens(target: str, table: Table) -> dict[Any, tuple[Any, ...]]:
+    """key -> the token columns of the live raw rows."""
+    columns = _tokenised(table)
+    if not columns:
+        return {}
+    query = sql.SQL("SELECT {}, {} FROM {} WHERE _deleted_at IS NULL").format(
+        sql.Identifier(raw_key(table)[0]),
+        sql.SQL(", ").join(sql.Identifier(c + PII_SUFFIX) for c, _ in columns),
+        sql.Identifier("raw", table.name),
+    )
+    return {row[0]: tuple(row[1:]) for row in _rows(target, query)}
 
 
 def _count(url: str, schema: str, name: str) -> int:
@@ -390,8 +453,8 @@ def test_a_column_the_model_gained_is_added_and_filled(source: str, target: str)
     grown = extract_table_named("chatbot_knowledge_base").to_metadata(MetaData())
     grown.append_column(Column("audience", Text(), nullable=False))
 
-    first = extract_table(grown, source, target)
-    second = extract_table(grown, source, target, overlap=NO_OVERLAP)
+    first = extract_table(grown, source, target, pii_key=PII_KEY)
+    second = extract_table(grown, source, target, pii_key=PII_KEY, overlap=NO_OVERLAP)
 
     rows = _count(source, "public", "chatbot_knowledge_base")
     assert first.full_read and first.rows_read == first.rows_upserted == rows
@@ -402,12 +465,278 @@ def test_a_column_the_model_gained_is_added_and_filled(source: str, target: str)
     assert _same_content(source, target, grown)
 
 
+# --------------------------------------------------------------------------- personal data
+
+
+def _plant_personal_data(source: str) -> None:
+    """The simulator leaves e-mails, PANs and addresses empty: give some rows each, mixed case."""
+    _execute(
+        source,
+        "UPDATE policyholders AS p SET email = 'Holder.' || n || '@Example.COM',"
+        " pan = 'ABCDE' || lpad(n::text, 4, '0') || 'F', address_line = n || ', MG Road'"
+        " FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM policyholders) AS o"
+        " WHERE o.id = p.id AND o.n <= 40",
+    )
+    _execute(
+        source,
+        "UPDATE users AS u SET email = 'User.' || n || '@Example.com'"
+        " FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM users) AS o"
+        " WHERE o.id = u.id AND o.n <= 40",
+    )
+
+
+def _clear_values(source: str) -> dict[str, set[str]]:
+    """Every personal value of the source, by `PII_COLUMNS` kind (e-mails also lower-cased)."""
+    values: dict[str, set[str]] = {}
+    for name, handling in PII_COLUMNS.items():
+        for column, how in handling.items():
+            rows = _rows(
+                source,
+                sql.SQL("SELECT DISTINCT {0}::text FROM {1} WHERE {0} IS NOT NULL").format(
+                    sql.Identifier(column), sql.Identifier("public", name)
+                ),
+            )
+            found = values.setdefault(how if how != "drop" else column, set())
+            found.update(v for (v,) in rows)
+            if how == "email":
+                found.update(v.lower() for (v,) in rows)
+    return values
+
+
+def _raw_values(target: str) -> set[str]:
+    """Every value of every column of every raw copy, as text."""
+    values: set[str] = set()
+    for table in EXTRACT_TABLES:
+        rows = _rows(
+            target,
+            sql.SQL(
+                "SELECT DISTINCT v.value FROM {} AS t, jsonb_each_text(to_jsonb(t)) AS v"
+            ).format(sql.Identifier("raw", table.name)),
+        )
+        values.update(v for (v,) in rows if v is not None)
+    return values
+
+
+def _assert_no_clear_personal_data(source: str, target: str) -> None:
+    clear = _clear_values(source)
+    # The simulator fills every kind, so the comparison below proves something.
+    assert all(clear.values()), {kind: len(v) for kind, v in clear.items()}
+    in_raw = _raw_values(target)
+    for kind, values in clear.items():
+        assert not values & in_raw, kind
+    for name, handling in PII_COLUMNS.items():
+        assert not set(handling) & _existing_columns(target, name), name
+
+
+def _existing_columns(target: str, name: str) -> set[str]:
+    with psycopg.connect(urls.libpq_url(target)) as conn:
+        return existing_columns(conn, name)
+
+
+def _filenode(target: str, name: str) -> int:
+    return _scalar(target, "SELECT pg_relation_filenode(%s)", (f"raw.{name}",))
+
+
+def test_no_personal_value_reaches_raw_in_clear(source: str, target: str) -> None:
+    _plant_personal_data(source)
+    results = _run(source, target)
+
+    _assert_no_clear_personal_data(source, target)
+    for name in PII_TABLES:
+        assert results[name].rows_upserted == _count(source, "public", name) > 0
+        assert _same_content(source, target, extract_table_named(name)), name
+
+
+def test_tokens_are_the_transforms_pii_tokens(source: str, target: str) -> None:
+    """The tokens join other sources: a raw phone token is `transforms.pii.phone_token`."""
+    _plant_personal_data(source)
+    _run(source, target)
+    checked = 0
+    for name, number in [
+        ("users", "phone"),
+        ("policyholders", "phone"),
+        ("agents", "whatsapp_business_number"),
+    ]:
+        source_rows = dict(
+            _rows(
+                source,
+                sql.SQL(
+                    "SELECT id, {0} FROM {1} WHERE {0} IS NOT NULL ORDER BY id LIMIT 25"
+                ).format(sql.Identifier(number), sql.Identifier("public", name)),
+            )
+        )
+        raw_rows = dict(
+            _rows(
+                target,
+                sql.SQL("SELECT id, {} FROM {} WHERE id = ANY(%s)").format(
+                    sql.Identifier(number + PII_SUFFIX), sql.Identifier("raw", name)
+                ),
+                (list(source_rows),),
+            )
+        )
+        assert raw_rows == {i: phone_token(p, PII_KEY) for i, p in source_rows.items()}, name
+        checked += len(source_rows)
+    assert checked > 25
+
+    holder = _rows(
+        source,
+        "SELECT id, email, pan FROM policyholders WHERE email IS NOT NULL AND pan IS NOT NULL"
+        " ORDER BY id LIMIT 1",
+    )[0]
+    raw = _rows(
+        target, "SELECT email_token, pan_token FROM raw.policyholders WHERE id = %s", (holder[0],)
+    )[0]
+    assert raw == (keyed_token(holder[1].lower(), PII_KEY), keyed_token(holder[2], PII_KEY))
+
+
+def test_another_key_rewrites_every_token(source: str, target: str) -> None:
+    _run(source, target)
+    before = {name: _raw_tokens(target, extract_table_named(name)) for name in PII_TABLES}
+
+    rotated = _run(source, target, pii_key=OTHER_KEY)
+
+    # Tables with tokens are read and rewritten whole, so none mixes two keys; others are not.
+    assert {name for name, r in rotated.items() if r.full_read} == set(PII_TABLES)
+    for name in PII_TABLES:
+        table = extract_table_named(name)
+        assert rotated[name].rows_upserted == _count(source, "public", name)
+        assert _same_content(source, target, table, key=OTHER_KEY), name
+        old = {t for row in before[name].values() for t in row if t}
+        new = {t for row in _raw_tokens(target, table).values() for t in row if t}
+        assert old and new and not old & new, name
+    # The next run with the same key is incremental again.
+    assert not any(r.full_read for r in _run(source, target, pii_key=OTHER_KEY).values())
+
+
+def test_an_empty_key_is_refused(source: str, target: str) -> None:
+    with pytest.raises(ValueError, match="empty"):
+        _one(source, target, "users", pii_key=b"")
+
+
+def _write_legacy_raw(source: str, target: str, table: Table) -> int:
+    """`raw.<table>` as the extract wrote it before tokens (every model column, in clear), with
+    its watermark row; plus one row already gone from the source. Returns the source's rows."""
+    model_columns = [c.name for c in table.columns]
+    definitions = sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(_column_type(c)))
+        for c in table.columns
+    )
+    raw, cols = (
+        sql.Identifier("raw", table.name),
+        sql.SQL(", ").join(map(sql.Identifier, model_columns)),
+    )
+    with (
+        psycopg.connect(urls.libpq_url(source)) as src,
+        psycopg.connect(urls.libpq_url(target)) as dst,
+    ):
+        dst.execute(sql.SQL("DROP TABLE {}").format(raw))
+        dst.execute(
+            sql.SQL(
+                "CREATE TABLE {} ({}, _extracted_at timestamptz NOT NULL DEFAULT now(),"
+                " _deleted_at timestamptz, PRIMARY KEY (id))"
+            ).format(raw, definitions)
+        )
+        read = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT").format(
+            cols, sql.Identifier("public", table.name)
+        )
+        write = sql.SQL("COPY {} ({}) FROM STDIN").format(raw, cols)
+        with src.cursor().copy(read) as out, dst.cursor().copy(write) as into:
+            for block in out:
+                into.write(block)
+        phone = next(c for c, how in PII_COLUMNS[table.name].items() if how == "phone")
+        dst.execute(
+            sql.SQL(
+                "INSERT INTO {} (id, {}, created_at, updated_at) VALUES (gen_random_uuid(),"
+                " %s, now(), now())"
+            ).format(raw, sql.Identifier(phone)),
+            ("+919999900000",),
+        )
+        rows, newest = src.execute(
+            sql.SQL("SELECT count(*), max(updated_at) FROM {}").format(
+                sql.Identifier("public", table.name)
+            )
+        ).fetchone()
+        dst.execute(
+            "INSERT INTO raw._extract_watermarks (table_name, watermark_column, watermark,"
+            " columns, last_run_at, rows_read, rows_upserted, rows_marked_deleted)"
+            " VALUES (%s, 'updated_at', %s, %s, now(), %s, %s, 0)",
+            (table.name, newest, model_columns, rows, rows),
+        )
+    return rows
+
+
+def test_raw_tables_written_in_clear_are_upgraded(source: str, target: str) -> None:
+    """A warehouse loaded before the tokens: its clear columns go and a full read fills tokens."""
+    _plant_personal_data(source)
+    _execute(target, "ALTER TABLE raw._extract_watermarks DROP COLUMN pii_tokens")
+    rows = {
+        name: _write_legacy_raw(source, target, extract_table_named(name)) for name in PII_TABLES
+    }
+    assert "+919999900000" in _raw_values(target)
+    files = {name: _filenode(target, name) for name in PII_TABLES}
+
+    ensure_warehouse(target)  # what the asset runs first
+    upgraded = {name: _one(source, target, name, overlap=NO_OVERLAP) for name in PII_TABLES}
+
+    for name in PII_TABLES:
+        result, table = upgraded[name], extract_table_named(name)
+        assert result.full_read, name  # the stored column list changed: every row re-read
+        assert result.rows_read == result.rows_upserted == rows[name], name
+        assert result.rows_marked_deleted == 1  # the row gone from the source ...
+        gone = _rows(
+            target,
+            sql.SQL("SELECT {} FROM {} WHERE _deleted_at IS NOT NULL").format(
+                sql.SQL(", ").join(map(sql.Identifier, raw_columns(table))),
+                sql.Identifier("raw", name),
+            ),
+        )
+        assert len(gone) == 1
+        # ... keeps no token: it cannot be re-read, and its clear value is not kept.
+        tokens = [i for i, c in enumerate(raw_columns(table)) if c.endswith(PII_SUFFIX)]
+        assert all(gone[0][i] is None for i in tokens)
+        assert _same_content(source, target, table), name
+        assert _stored_state(target, name)[1] == raw_columns(table)
+        # The table was rewritten, so the dropped values are not left in its file either.
+        assert _filenode(target, name) != files[name]
+    _assert_no_clear_personal_data(source, target)
+    assert "+919999900000" not in _raw_values(target)
+
+
+# Columns whose names look personal but are not copied as personal data, and why. Any other
+# such column of an extracted table must be classified in `PII_COLUMNS` first.
+NOT_PERSONAL = {
+    ("insurance_providers", "name"): "the insurer's name",
+    ("insurance_providers", "support_phone"): "the insurer's public support line",
+    ("users", "phone_verified_at"): "a time",
+    ("users", "email_verified_at"): "a time",
+    ("agents", "whatsapp_phone_number_id"): "Meta's id of the business number, not a number",
+    ("policyholders", "date_of_birth"): "kept for age bands (personal: see DESIGN §5)",
+    ("insurance_policies", "plan_name"): "a product name",
+    ("whatsapp_templates", "name"): "a template name",
+    ("whatsapp_outbound", "phone_number_id"): "Meta's id of the sending business number",
+}
+PERSONAL_LOOKING = re.compile(r"phone|mobile|mail|pan$|name|address|birth|aadhaar|nominee")
+
+
+def test_every_personal_looking_column_is_classified() -> None:
+    looking = {
+        (t.name, c.name)
+        for t in EXTRACT_TABLES
+        for c in t.columns
+        if PERSONAL_LOOKING.search(c.name)
+    }
+    classified = {(t, c) for t, handling in PII_COLUMNS.items() for c in handling}
+    assert looking - classified == set(NOT_PERSONAL)
+    assert {t for t, _ in classified} <= {t.name for t in EXTRACT_TABLES}
+
+
 # --------------------------------------------------------------------------- crashes
 
 CHILD = (
     "import sys\n"
     "from warehouse.extract import extract_table, extract_table_named\n"
-    "extract_table(extract_table_named('premium_payments'), sys.argv[1], sys.argv[2])\n"
+    "extract_table(extract_table_named('premium_payments'), sys.argv[1], sys.argv[2],"
+    " pii_key=b'test-pii-key')\n"
 )
 
 

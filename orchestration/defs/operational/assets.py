@@ -5,6 +5,10 @@ databases once; `can_subset` lets a run (or a retry, or the UI) materialise any 
 The assets are not partitioned: what a run reads is decided by each table's stored watermark
 (`raw._extract_watermarks`), not by a day, so a run is never "for" a date and a missed run is
 simply caught up by the next one. The logic lives in `warehouse.extract`.
+
+Personal data is tokenised with the key of the `landing` resource (`LandingResource.pii_key_bytes`,
+MITRA_PII_KEY), the key the landing sources use, so a phone token in `raw.policyholders` joins
+the same number's token in `raw.whatsapp_messages`.
 """
 
 from collections.abc import Iterator
@@ -13,9 +17,9 @@ from datetime import timedelta
 import dagster as dg
 from pydantic import Field
 
-from orchestration.resources import DatabasesResource
+from orchestration.resources import DatabasesResource, LandingResource
 from warehouse.extract import DEFAULT_OVERLAP, EXTRACT_TABLES, ExtractResult, extract_table
-from warehouse.warehouse_ddl import ensure_warehouse
+from warehouse.warehouse_ddl import PII_COLUMNS, PII_SUFFIX, ensure_warehouse
 
 # Transient database errors (a restart, a dropped connection) are retried; each table's extract
 # is one warehouse transaction, so a retry starts from a clean state.
@@ -42,12 +46,25 @@ def raw_asset_key(table_name: str) -> dg.AssetKey:
     return dg.AssetKey(["raw", table_name])
 
 
+def _personal_data(table_name: str) -> str:
+    handling = PII_COLUMNS.get(table_name, {})
+    tokens = [f"`{name}{PII_SUFFIX}`" for name, how in handling.items() if how != "drop"]
+    dropped = [f"`{name}`" for name, how in handling.items() if how == "drop"]
+    parts = []
+    if tokens:
+        parts.append(f"; keyed tokens in {', '.join(tokens)}")
+    if dropped:
+        parts.append(f"; {', '.join(dropped)} not copied")
+    return "".join(parts)
+
+
 def _description(table_name: str) -> str:
     return (
-        f"Incremental copy of the operational `{table_name}` table (all columns, enums as "
-        "text): rows changed since the stored watermark, minus a safety overlap, are upserted "
-        "by key; rows deleted at the source keep their last version with `_deleted_at` set. "
-        "Not partitioned: each run reads from the watermark, whatever the date."
+        f"Incremental copy of the operational `{table_name}` table (enums as text"
+        f"{_personal_data(table_name)}): rows changed since the stored watermark, minus a "
+        "safety overlap, are upserted by key; rows deleted at the source keep their last "
+        "version with `_deleted_at` set. Not partitioned: each run reads from the watermark, "
+        "whatever the date."
     )
 
 
@@ -86,9 +103,11 @@ def operational_extract(
     context: dg.AssetExecutionContext,
     config: OperationalExtractConfig,
     databases: DatabasesResource,
+    landing: LandingResource,
 ) -> Iterator[dg.MaterializeResult]:
     """Bring each selected `raw.<table>` up to date with the operational database."""
     ensure_warehouse(databases.warehouse)
+    pii_key = landing.pii_key_bytes
     overlap = timedelta(minutes=config.overlap_minutes)
     selected = context.selected_asset_keys
     for table in EXTRACT_TABLES:
@@ -99,6 +118,7 @@ def operational_extract(
             table,
             databases.operational,
             databases.warehouse,
+            pii_key=pii_key,
             overlap=overlap,
             full_refresh=config.full_refresh,
         )
