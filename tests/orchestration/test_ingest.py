@@ -196,22 +196,17 @@ def test_materialising_a_partition_twice_gives_the_identical_table(
 _KILLED = """
 import sys, time
 from datetime import date
-import orchestration.defs.ingest.load as load
-from orchestration.defs.ingest.app_events import load_app_events_day
+import orchestration.defs.ingest.app_events as app_events
 from orchestration.resources import LandingResource
 
-original = load._csv_writer
-def slow_writer(frame):
-    write = original(frame)
-    def half_then_hang(copy):
-        half = frame.head(frame.height // 2)
-        copy.write(half.write_csv(include_header=False, null_value=load.CSV_NULL))
-        print("half-way", flush=True)
-        time.sleep(60)
-    return half_then_hang
-load._csv_writer = slow_writer
+original = app_events.write_csv
+def half_then_hang(copy, frame):
+    original(copy, frame.head(frame.height // 2))
+    print("half-way", flush=True)
+    time.sleep(60)
+app_events.write_csv = half_then_hang
 landing = LandingResource(root=sys.argv[1], app_secret="x", pii_key="y")
-load_app_events_day(date.fromisoformat(sys.argv[2]), landing, sys.argv[3])
+app_events.load_app_events_day(date.fromisoformat(sys.argv[2]), landing, sys.argv[3])
 """
 
 

@@ -5,25 +5,26 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import polars as pl
 import psycopg
 
 from orchestration.defs.ingest.checks import (
     DayCheck,
     check_specs,
     partition_rows,
+    partition_suite_checks,
     reconciliation_check,
     results,
-    suite_checks,
     volume_check,
 )
 from orchestration.defs.ingest.expectations import CheckSuite
-from orchestration.defs.ingest.landing import day_files, read_bytes
-from orchestration.defs.ingest.load import replace_day
+from orchestration.defs.ingest.landing import day_files, read_blocks
+from orchestration.defs.ingest.load import replace_day, write_csv
 from orchestration.defs.ingest.partitions import TIMEZONE, partition_days
 from orchestration.defs.ingest.tables import APP_EVENTS, APP_EVENTS_QUARANTINE
 from orchestration.defs.operational.assets import DATABASE_RETRY
 from orchestration.resources import DatabasesResource, LandingResource
-from transforms.app_events import parse_app_events
+from transforms.app_events import AppEventsParser, AppEventsResult
 from warehouse import urls
 
 ASSET_KEY = dg.AssetKey(["raw", "app_events"])
@@ -87,37 +88,44 @@ CHECK_SPECS = check_specs(ASSET_KEY, SUITES)
 def load_app_events_day(
     day: date, landing: LandingResource, warehouse_url: str
 ) -> tuple[dict[str, int], list[DayCheck]]:
-    """Parse the day's landing files, replace the day's raw and quarantine partitions."""
+    """Stream the day's landing files through the parser into the day's raw partition, then
+    its quarantine, in one transaction; memory holds one block of rows at a time."""
     files = day_files(landing.path, SOURCE, day, "*.ndjson*")
-    data = b"".join(_newline_terminated(read_bytes(path)) for path in files)
-    parsed = parse_app_events(data, day)
+    parser = AppEventsParser(day)
+    counts = {"files": len(files), "read": 0, "loaded": 0, "quarantined": 0, "duplicates": 0}
+    rejected: list[pl.DataFrame] = []
+
+    def account(part: AppEventsResult, copy: psycopg.Copy) -> None:
+        write_csv(copy, part.clean.select(APP_EVENTS.column_names))
+        rejected.append(part.rejected)
+        counts["read"] += part.read
+        counts["loaded"] += part.clean.height
+        counts["quarantined"] += part.rejected.height
+        counts["duplicates"] += part.duplicates
+
+    def write_clean(copy: psycopg.Copy) -> None:
+        for block in read_blocks(files):
+            account(parser.feed(block), copy)
+        account(parser.finish(), copy)
+
+    def write_rejected(copy: psycopg.Copy) -> None:
+        write_csv(copy, pl.concat(rejected).select(APP_EVENTS_QUARANTINE.column_names))
+
     with psycopg.connect(urls.libpq_url(warehouse_url)) as conn:
-        replace_day(conn, day, {APP_EVENTS: parsed.clean, APP_EVENTS_QUARANTINE: parsed.rejected})
-        in_table = partition_rows(conn, APP_EVENTS, day)
+        replace_day(conn, day, {APP_EVENTS: write_clean, APP_EVENTS_QUARANTINE: write_rejected})
         checks = [
             reconciliation_check(
                 day,
-                read=parsed.read,
-                loaded=parsed.clean.height,
-                quarantined=parsed.rejected.height,
-                duplicates=parsed.duplicates,
-                in_table=in_table,
+                read=counts["read"],
+                loaded=counts["loaded"],
+                quarantined=counts["quarantined"],
+                duplicates=counts["duplicates"],
+                in_table=partition_rows(conn, APP_EVENTS, day),
             ),
-            volume_check(conn, APP_EVENTS, day, parsed.clean.height),
+            volume_check(conn, APP_EVENTS, day, counts["loaded"]),
         ]
-    checks += suite_checks(parsed.clean, SUITES, day)
-    counts = {
-        "files": len(files),
-        "read": parsed.read,
-        "loaded": parsed.clean.height,
-        "quarantined": parsed.rejected.height,
-        "duplicates": parsed.duplicates,
-    }
+    checks += partition_suite_checks(warehouse_url, APP_EVENTS, SUITES, day)
     return counts, checks
-
-
-def _newline_terminated(data: bytes) -> bytes:
-    return data if not data or data.endswith(b"\n") else data + b"\n"
 
 
 def build_app_events_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:

@@ -19,7 +19,8 @@ import dagster as dg
 import psycopg
 from psycopg import sql
 
-from orchestration.defs.ingest.expectations import CheckSuite, run_suites
+from orchestration.defs.ingest.expectations import CheckSuite, run_suites, run_table_suites
+from warehouse import urls
 from warehouse.raw_tables import TableSpec
 
 RECONCILIATION = "reconciliation"
@@ -64,7 +65,22 @@ def check_specs(asset_key: dg.AssetKey, suites: list[CheckSuite]) -> list[dg.Ass
 
 
 def suite_checks(frame, suites: list[CheckSuite], day: date) -> list[DayCheck]:
-    outcomes = run_suites(frame, suites, day)
+    """The suites on the frame just loaded (small sources)."""
+    return _day_checks(run_suites(frame, suites, day), day)
+
+
+def partition_suite_checks(
+    warehouse_url: str, spec: TableSpec, suites: list[CheckSuite], day: date
+) -> list[DayCheck]:
+    """The suites on the day's partition inside PostgreSQL (large sources: bounded memory)."""
+    partition = spec.partitioned.partition_name(day)
+    outcomes = run_table_suites(
+        urls.psycopg2_url(warehouse_url), spec.schema, partition, suites, day
+    )
+    return _day_checks(outcomes, day)
+
+
+def _day_checks(outcomes, day: date) -> list[DayCheck]:
     return [
         DayCheck(
             name,

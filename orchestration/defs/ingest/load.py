@@ -12,6 +12,12 @@ from warehouse.partitions import CSV_NULL, replace_partition
 from warehouse.raw_tables import TableSpec, ensure_tables
 
 CSV_CHUNK_ROWS = 200_000
+CopyWriter = Callable[[psycopg.Copy], None]
+
+
+def write_csv(copy: psycopg.Copy, frame: pl.DataFrame) -> None:
+    """Send a frame (already in the table's column order) through COPY as CSV."""
+    copy.write(frame.write_csv(include_header=False, null_value=CSV_NULL))
 
 
 def _csv_writer(frame: pl.DataFrame):
@@ -19,8 +25,7 @@ def _csv_writer(frame: pl.DataFrame):
 
     def write(copy: psycopg.Copy) -> None:
         for start in range(0, frame.height, CSV_CHUNK_ROWS):
-            chunk = frame.slice(start, CSV_CHUNK_ROWS)
-            copy.write(chunk.write_csv(include_header=False, null_value=CSV_NULL))
+            write_csv(copy, frame.slice(start, CSV_CHUNK_ROWS))
 
     return write
 
@@ -28,27 +33,28 @@ def _csv_writer(frame: pl.DataFrame):
 def replace_day(
     conn: psycopg.Connection,
     day: date,
-    frames: dict[TableSpec, pl.DataFrame],
+    frames: dict[TableSpec, pl.DataFrame | CopyWriter],
     also: Callable[[psycopg.Connection], None] | None = None,
 ) -> dict[str, int]:
     """Replace the `day` partition of every table with its frame, in one transaction.
 
     Readers see either all of the old day or all of the new one, across the tables: a crash in
-    the middle leaves every table as it was. `also(conn)` runs inside the same transaction (e.g.
-    folding the day into a running state table). Returns the rows loaded per table.
+    the middle leaves every table as it was. A value may be a frame, or a `CopyWriter` that
+    streams CSV rows in the table's column order (large days in bounded memory). `also(conn)`
+    runs inside the same transaction (e.g. folding the day into a running state table). Returns
+    the rows loaded per table.
     """
     ensure_tables(conn, list(frames), day)
     loaded: dict[str, int] = {}
     with conn.transaction():
-        for spec, frame in frames.items():
-            ordered = frame.select(spec.column_names)
+        for spec, source in frames.items():
+            writer = (
+                _csv_writer(source.select(spec.column_names))
+                if isinstance(source, pl.DataFrame)
+                else source
+            )
             loaded[spec.qualified] = replace_partition(
-                conn,
-                spec.partitioned,
-                day,
-                spec.column_names,
-                _csv_writer(ordered),
-                copy_format="csv",
+                conn, spec.partitioned, day, spec.column_names, writer, copy_format="csv"
             )
         if also is not None:
             also(conn)
