@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from bench import app_events, partition_swap
+from bench import app_events, app_events_ingest, partition_swap
 
-BENCHMARKS = ("partition_swap", "app_events")
+BENCHMARKS = ("partition_swap", "app_events", "app_events_ingest")
 
 
 def main() -> None:
@@ -17,11 +17,16 @@ def main() -> None:
     parser.add_argument(
         "--events-tier", default="growth", help="tier of the app events throughput case"
     )
+    parser.add_argument(
+        "--ingest-tier", default="growth", help="tier of the app events ingestion case"
+    )
     args = parser.parse_args()
     if args.only in (None, "partition_swap"):
         partition_swap.run(rows=args.rows, repeat=args.repeat)
     if args.only in (None, "app_events"):
         app_events.run(tier=args.events_tier)
+    if args.only in (None, "app_events_ingest"):
+        app_events_ingest.run(tier=args.ingest_tier, repeat=max(args.repeat, 5))
 
 
 if __name__ == "__main__":

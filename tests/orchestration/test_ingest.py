@@ -199,12 +199,12 @@ from datetime import date
 import orchestration.defs.ingest.app_events as app_events
 from orchestration.resources import LandingResource
 
-original = app_events.write_csv
+original = app_events.write_frame_binary
 def half_then_hang(copy, frame):
     original(copy, frame.head(frame.height // 2))
     print("half-way", flush=True)
     time.sleep(60)
-app_events.write_csv = half_then_hang
+app_events.write_frame_binary = half_then_hang
 landing = LandingResource(root=sys.argv[1], app_secret="x", pii_key="y")
 app_events.load_app_events_day(date.fromisoformat(sys.argv[2]), landing, sys.argv[3])
 """

@@ -2,6 +2,7 @@
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -19,13 +20,14 @@ from orchestration.defs.ingest.checks import (
 )
 from orchestration.defs.ingest.expectations import CheckSuite
 from orchestration.defs.ingest.landing import day_files, read_blocks
-from orchestration.defs.ingest.load import replace_day, write_csv
+from orchestration.defs.ingest.load import BinaryStream, replace_day, write_csv
 from orchestration.defs.ingest.partitions import TIMEZONE, partition_days
 from orchestration.defs.ingest.tables import APP_EVENTS, APP_EVENTS_QUARANTINE
 from orchestration.defs.operational.assets import DATABASE_RETRY
 from orchestration.resources import DatabasesResource, LandingResource
 from transforms.app_events import AppEventsParser, AppEventsResult
 from warehouse import urls
+from warehouse.bulk import write_frame_binary
 
 ASSET_KEY = dg.AssetKey(["raw", "app_events"])
 SOURCE = "app_events"
@@ -85,18 +87,15 @@ SUITES = [
 CHECK_SPECS = check_specs(ASSET_KEY, SUITES)
 
 
-def load_app_events_day(
-    day: date, landing: LandingResource, warehouse_url: str
-) -> tuple[dict[str, int], list[DayCheck]]:
+def load_app_events_partition(day: date, files: list[Path], warehouse_url: str) -> dict[str, int]:
     """Stream the day's landing files through the parser into the day's raw partition, then
     its quarantine, in one transaction; memory holds one block of rows at a time."""
-    files = day_files(landing.path, SOURCE, day, "*.ndjson*")
     parser = AppEventsParser(day)
     counts = {"files": len(files), "read": 0, "loaded": 0, "quarantined": 0, "duplicates": 0}
     rejected: list[pl.DataFrame] = []
 
     def account(part: AppEventsResult, copy: psycopg.Copy) -> None:
-        write_csv(copy, part.clean.select(APP_EVENTS.column_names))
+        write_frame_binary(copy, part.clean.select(APP_EVENTS.column_names))
         rejected.append(part.rejected)
         counts["read"] += part.read
         counts["loaded"] += part.clean.height
@@ -112,7 +111,21 @@ def load_app_events_day(
         write_csv(copy, pl.concat(rejected).select(APP_EVENTS_QUARANTINE.column_names))
 
     with psycopg.connect(urls.libpq_url(warehouse_url)) as conn:
-        replace_day(conn, day, {APP_EVENTS: write_clean, APP_EVENTS_QUARANTINE: write_rejected})
+        replace_day(
+            conn,
+            day,
+            {APP_EVENTS: BinaryStream(write_clean), APP_EVENTS_QUARANTINE: write_rejected},
+        )
+    return counts
+
+
+def load_app_events_day(
+    day: date, landing: LandingResource, warehouse_url: str
+) -> tuple[dict[str, int], list[DayCheck]]:
+    """Load the day, then check it: reconciliation, volume and the suites (inside PostgreSQL)."""
+    files = day_files(landing.path, SOURCE, day, "*.ndjson*")
+    counts = load_app_events_partition(day, files, warehouse_url)
+    with psycopg.connect(urls.libpq_url(warehouse_url)) as conn:
         checks = [
             reconciliation_check(
                 day,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
@@ -13,6 +14,13 @@ from warehouse.raw_tables import TableSpec, ensure_tables
 
 CSV_CHUNK_ROWS = 200_000
 CopyWriter = Callable[[psycopg.Copy], None]
+
+
+@dataclass(frozen=True)
+class BinaryStream:
+    """A writer that sends rows in PostgreSQL's binary COPY format (see warehouse/bulk.py)."""
+
+    write: CopyWriter
 
 
 def write_csv(copy: psycopg.Copy, frame: pl.DataFrame) -> None:
@@ -33,14 +41,15 @@ def _csv_writer(frame: pl.DataFrame):
 def replace_day(
     conn: psycopg.Connection,
     day: date,
-    frames: dict[TableSpec, pl.DataFrame | CopyWriter],
+    frames: dict[TableSpec, pl.DataFrame | CopyWriter | BinaryStream],
     also: Callable[[psycopg.Connection], None] | None = None,
 ) -> dict[str, int]:
     """Replace the `day` partition of every table with its frame, in one transaction.
 
     Readers see either all of the old day or all of the new one, across the tables: a crash in
-    the middle leaves every table as it was. A value may be a frame, or a `CopyWriter` that
-    streams CSV rows in the table's column order (large days in bounded memory). `also(conn)`
+    the middle leaves every table as it was. A value may be a frame, a `CopyWriter` that
+    streams CSV rows in the table's column order, or a `BinaryStream` (large days in bounded
+    memory, binary COPY). `also(conn)`
     runs inside the same transaction (e.g. folding the day into a running state table). Returns
     the rows loaded per table.
     """
@@ -48,13 +57,13 @@ def replace_day(
     loaded: dict[str, int] = {}
     with conn.transaction():
         for spec, source in frames.items():
-            writer = (
-                _csv_writer(source.select(spec.column_names))
-                if isinstance(source, pl.DataFrame)
-                else source
-            )
+            copy_format = "binary" if isinstance(source, BinaryStream) else "csv"
+            if isinstance(source, pl.DataFrame):
+                writer = _csv_writer(source.select(spec.column_names))
+            else:
+                writer = source.write if isinstance(source, BinaryStream) else source
             loaded[spec.qualified] = replace_partition(
-                conn, spec.partitioned, day, spec.column_names, writer, copy_format="csv"
+                conn, spec.partitioned, day, spec.column_names, writer, copy_format=copy_format
             )
         if also is not None:
             also(conn)
