@@ -91,8 +91,7 @@ QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
     "reason": pl.String(),
 }
 
-# The contract every valid line meets (the simulator's `REQUIRED_FIELDS` and `FIELDS_BY_TYPE`
-# plant faults against the same one; a test keeps the two equal).
+# The contract every valid line meets (DESIGN §5); the simulator plants its faults against it.
 REQUIRED_FIELDS: dict[str, type] = {
     "messageId": str, "type": str, "userId": str, "anonymousId": str, "sessionId": str,
     "originalTimestamp": str, "sentAt": str, "receivedAt": str, "context": dict,

@@ -23,9 +23,7 @@ from simulator.files import day_folder
 from simulator.world import build_world
 from transforms.app_events import (
     APP_EVENTS_SCHEMA,
-    FIELDS_BY_TYPE,
     QUARANTINE_SCHEMA,
-    REQUIRED_FIELDS,
     AppEventsParser,
     AppEventsResult,
     parse_app_events,
@@ -91,11 +89,6 @@ def assert_reconciles(result: AppEventsResult) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # Simulated days
-
-
-def test_the_contract_is_the_simulators() -> None:
-    assert REQUIRED_FIELDS == simulated.REQUIRED_FIELDS
-    assert FIELDS_BY_TYPE == simulated.FIELDS_BY_TYPE
 
 
 @pytest.mark.parametrize("offset", range(DAYS))

@@ -7,11 +7,12 @@ enum column holds only the enum's values.
 """
 
 from collections.abc import Iterator
+from datetime import date
 
 import dagster as dg
 from sqlalchemy import Enum, Table
 
-from orchestration.defs.ingest.expectations import quiet_context
+from orchestration.defs.ingest.expectations import CheckSuite, run_table_suites
 from orchestration.resources import DatabasesResource
 from warehouse import urls
 from warehouse.extract import EXTRACT_TABLES
@@ -59,41 +60,20 @@ def expectations_for(table: Table) -> list:
 def operational_raw_checks(
     context: dg.AssetCheckExecutionContext, databases: DatabasesResource
 ) -> Iterator[dg.AssetCheckResult]:
-    import great_expectations as gx
-
-    context_gx = quiet_context()
-    source = context_gx.data_sources.add_sql(
-        "warehouse", connection_string=urls.psycopg2_url(databases.warehouse)
-    )
     selected = {key.asset_key for key in context.selected_asset_check_keys}
+    url = urls.psycopg2_url(databases.warehouse)
     for table in EXTRACT_TABLES:
         asset_key = _asset_key(table)
         if asset_key not in selected:
             continue
-        batch = (
-            source.add_table_asset(name=table.name, table_name=table.name, schema_name="raw")
-            .add_batch_definition_whole_table("whole")
-            .get_batch()
-        )
-        suite = context_gx.suites.add(gx.ExpectationSuite(name=f"raw_{table.name}"))
-        for expectation in expectations_for(table):
-            suite.add_expectation(expectation)
-        result = batch.validate(suite)
-        failures = [
-            {
-                "expectation": r.expectation_config.type,
-                "column": r.expectation_config.kwargs.get("column"),
-                "unexpected_count": r.result.get("unexpected_count"),
-            }
-            for r in result.results
-            if not r.success
-        ]
+        suite = CheckSuite(CHECK_NAME, "", True, lambda _day, t=table: expectations_for(t))
+        outcome = run_table_suites(url, "raw", table.name, [suite], date.today())[CHECK_NAME]
         yield dg.AssetCheckResult(
             asset_key=asset_key,
             check_name=CHECK_NAME,
-            passed=bool(result.success),
+            passed=outcome.passed,
             metadata={
-                "expectations": len(result.results),
-                "failures": dg.MetadataValue.json(failures),
+                "expectations": outcome.evaluated,
+                "failures": dg.MetadataValue.json(outcome.failures),
             },
         )
