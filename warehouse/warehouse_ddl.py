@@ -228,7 +228,10 @@ def drop_clear_pii_columns(
         sql.SQL("ALTER TABLE {} {}").format(
             target,
             sql.SQL(", ").join(
-                sql.SQL("DROP COLUMN {}").format(sql.Identifier(name)) for name in clear
+                # CASCADE: dbt's staging views select `*` from raw and so depend on every
+                # column; they are views dbt rebuilds on its next run, which follows the extract.
+                sql.SQL("DROP COLUMN {} CASCADE").format(sql.Identifier(name))
+                for name in clear
             ),
         )
     )
