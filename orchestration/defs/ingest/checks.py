@@ -28,6 +28,7 @@ VOLUME = "volume_in_band"
 # A day's volume passes when it lies within this factor of the trailing week's median.
 VOLUME_BAND = (0.5, 2.0)
 TRAILING_DAYS = 7
+ALL_ROWS = sql.SQL("true")
 
 
 @dataclass(frozen=True)
@@ -117,12 +118,21 @@ def reconciliation_check(
     )  # fmt: skip
 
 
-def volume_check(conn: psycopg.Connection, spec: TableSpec, day: date, rows: int) -> DayCheck:
-    """Compare the day's rows with the trailing week's loaded days (no history: passes)."""
+def volume_check(
+    conn: psycopg.Connection,
+    spec: TableSpec,
+    day: date,
+    rows: int,
+    only: sql.Composable = ALL_ROWS,
+) -> DayCheck:
+    """Compare the day's rows (those matching `only`, a fixed SQL condition) with the same rows
+    of the trailing week's loaded days (no history: passes)."""
     query = sql.SQL(
-        "SELECT {col}, count(*) FROM {table} WHERE {col} >= %s AND {col} < %s GROUP BY 1"
+        "SELECT {col}, count(*) FROM {table} WHERE {col} >= %s AND {col} < %s AND {only} GROUP BY 1"
     ).format(
-        col=sql.Identifier(spec.partition_column), table=sql.Identifier(spec.schema, spec.name)
+        col=sql.Identifier(spec.partition_column),
+        table=sql.Identifier(spec.schema, spec.name),
+        only=only,
     )
     history = [
         n for _, n in conn.execute(query, (day - timedelta(days=TRAILING_DAYS), day)).fetchall()
