@@ -1,4 +1,4 @@
-"""End to end: sample → operational DB → extract assets → dbt build → mart, checked by hand."""
+"""End to end: simulator → operational DB → extract → dbt build → mart, recomputed in Python."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import pytest
 
 from orchestration.definitions import ALL_ASSETS_JOB, build_definitions
 from orchestration.resources import DatabasesResource
-from simulator.sample import AGENTS, load_sample, sample_policies
+from simulator.config import SimulationConfig
+from simulator.runner import simulate
 from warehouse import urls
+from warehouse.migrate import upgrade
 
 pytestmark = pytest.mark.integration
 
@@ -20,22 +22,41 @@ PAYMENTS_PER_YEAR = {"monthly": 12, "quarterly": 4, "half_yearly": 2, "annual": 
 IN_FORCE = {"active", "grace", "revived"}
 
 
-def _expected_mart() -> dict[str, tuple[int, int, Decimal, Decimal]]:
-    """agent_code -> (policies, in force, sum assured in force, APE in force), from the sample."""
+def _expected_mart(operational_url: str) -> dict[str, tuple[int, int, Decimal, Decimal]]:
+    """agent_code -> (policies, in force, sum assured in force, APE in force), recomputed in
+    Python from the operational rows (DESIGN §6), independently of the dbt SQL."""
+    with psycopg.connect(urls.libpq_url(operational_url)) as conn:
+        rows = conn.execute(
+            "SELECT a.agent_code, p.premium_amount, p.premium_mode::text, p.sum_assured,"
+            " p.status::text FROM agents a LEFT JOIN insurance_policies p"
+            " ON p.agent_id = a.id AND p.deleted_at IS NULL"
+        ).fetchall()
     totals: dict[str, list] = defaultdict(lambda: [0, 0, Decimal(0), Decimal(0)])
-    for code, *_ in AGENTS:
-        totals[code]  # every agent appears, with zeros if they sold nothing
-    for policy in sample_policies():
-        row = totals[policy.agent_code]
+    for code, premium, mode, sum_assured, status in rows:
+        row = totals[code]  # every agent appears, with zeros if they sold nothing
+        if premium is None:
+            continue
         row[0] += 1
-        if policy.status in IN_FORCE:
+        if status in IN_FORCE:
             row[1] += 1
-            row[2] += policy.sum_assured
-            if policy.premium_mode == "single":
-                row[3] += policy.premium_amount * Decimal("0.1")
-            else:
-                row[3] += policy.premium_amount * PAYMENTS_PER_YEAR[policy.premium_mode]
+            row[2] += sum_assured
+            row[3] += premium * (Decimal("0.1") if mode == "single" else PAYMENTS_PER_YEAR[mode])
     return {code: (t[0], t[1], t[2], t[3]) for code, t in totals.items()}
+
+
+def _add_agent_without_policies(operational_url: str) -> None:
+    """A newly joined agent: the mart must list them with zeros (a left join, not an inner)."""
+    with psycopg.connect(urls.libpq_url(operational_url)) as conn:
+        provider = conn.execute("SELECT id FROM insurance_providers LIMIT 1").fetchone()[0]
+        new_user = conn.execute(
+            "INSERT INTO users (phone, role, status) VALUES ('+917000000099', 'agent', 'active')"
+            " RETURNING id"
+        ).fetchone()[0]
+        conn.execute(
+            "INSERT INTO agents (provider_id, user_id, agent_code, status)"
+            " VALUES (%s, %s, 'NEW-000001', 'active')",
+            (provider, new_user),
+        )
 
 
 def _mart(warehouse_url: str) -> dict[str, tuple[int, int, Decimal, Decimal]]:
@@ -55,10 +76,22 @@ def _materialize(operational_url: str, warehouse_url: str) -> dg.ExecuteInProces
         return defs.resolve_job_def(ALL_ASSETS_JOB).execute_in_process(instance=instance)
 
 
-def test_slice_end_to_end(operational_url: str, warehouse_url: str) -> None:
-    counts = load_sample(operational_url)
-    assert counts["agents"] == len(AGENTS)
+@pytest.fixture(scope="module")
+def simulated_operational(make_database, tmp_path_factory) -> str:
+    """A fresh operational database holding two simulated mvp days, plus a policy-less agent."""
+    tmp = tmp_path_factory.mktemp("slice")
+    url = make_database("slice_op")
+    upgrade(url)
+    config = SimulationConfig(
+        tier="mvp", days=2, seed=9, landing_root=tmp / "landing", truth_root=tmp / "truth"
+    )
+    simulate(config, url, app_secret=b"slice", progress=False)
+    _add_agent_without_policies(url)
+    return url
 
+
+def test_slice_end_to_end(simulated_operational: str, warehouse_url: str) -> None:
+    operational_url = simulated_operational
     result = _materialize(operational_url, warehouse_url)
     assert result.success
 
@@ -84,17 +117,21 @@ def test_slice_end_to_end(operational_url: str, warehouse_url: str) -> None:
     assert {"raw/agents", "raw/insurance_policies", "raw/premium_payments"} <= ge_checked
 
     # The raw copies hold every operational row.
-    with psycopg.connect(urls.libpq_url(warehouse_url)) as conn:
-        assert conn.execute("SELECT count(*) FROM raw.agents").fetchone()[0] == len(AGENTS)
-        assert conn.execute("SELECT count(*) FROM raw.insurance_policies").fetchone()[0] == len(
-            sample_policies()
-        )
+    counts = {}
+    for url in (operational_url, warehouse_url):
+        schema = "public" if url == operational_url else "raw"
+        with psycopg.connect(urls.libpq_url(url)) as conn:
+            counts[schema] = [
+                conn.execute(f"SELECT count(*) FROM {schema}.{t}").fetchone()[0]  # noqa: S608
+                for t in ("agents", "insurance_policies")
+            ]
+    assert counts["raw"] == counts["public"] and counts["raw"][0] == 21
 
-    expected = _expected_mart()
+    expected = _expected_mart(operational_url)
     assert _mart(warehouse_url) == expected
-    assert expected["HDL-A003"] == (0, 0, Decimal(0), Decimal(0))
+    assert expected["NEW-000001"] == (0, 0, Decimal(0), Decimal(0))
+    assert sum(policies for policies, *_ in expected.values()) == counts["raw"][1]
 
-    # Materialising again (and loading the sample again) changes nothing.
-    load_sample(operational_url)
+    # Materialising again changes nothing.
     assert _materialize(operational_url, warehouse_url).success
     assert _mart(warehouse_url) == expected
