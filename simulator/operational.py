@@ -41,6 +41,11 @@ def _ts(day: date, hour: int = 10) -> datetime:
     return datetime.combine(day, time(hour), UTC)
 
 
+def _stamps(created: datetime) -> list[pl.Expr]:
+    """Explicit `created_at` and `updated_at`: column defaults (now()) would differ run to run."""
+    return [pl.lit(created).alias("created_at"), pl.lit(created).alias("updated_at")]
+
+
 def _array_literal(column: str) -> pl.Expr:
     """A list of plain words as a PostgreSQL array literal ({a,b})."""
     return pl.format("{{{}}}", pl.col(column).list.join(",")).alias(column)
@@ -68,8 +73,7 @@ def _providers(world: World, created: datetime) -> pl.DataFrame:
         "name",
         "provider_type",
         pl.lit("active").alias("status"),
-        pl.lit(created).alias("created_at"),
-        pl.lit(created).alias("updated_at"),
+        *_stamps(created),
     )
 
 
@@ -85,8 +89,7 @@ def _users(world: World, created: datetime) -> pl.DataFrame:
     return pl.concat([agents, holders]).with_columns(
         pl.lit("active").alias("status"),
         pl.lit(created).alias("phone_verified_at"),
-        pl.lit(created).alias("created_at"),
-        pl.lit(created).alias("updated_at"),
+        *_stamps(created),
     )
 
 
@@ -130,8 +133,7 @@ def _policyholders(world: World, created: datetime) -> pl.DataFrame:
         "pincode",
         pl.col("language").alias("preferred_language"),
         "whatsapp_opt_in",
-        pl.lit(created).alias("created_at"),
-        pl.lit(created).alias("updated_at"),
+        *_stamps(created),
     )
 
 
@@ -185,8 +187,7 @@ def _videos(world: World, created: datetime) -> pl.DataFrame:
         "policy_types",
         pl.lit("published").alias("status"),
         pl.lit(created).alias("published_at"),
-        pl.lit(created).alias("created_at"),
-        pl.lit(created).alias("updated_at"),
+        *_stamps(created),
     ).with_columns(_array_literal("tags"), _array_literal("policy_types"))
 
 
@@ -198,8 +199,7 @@ def _knowledge_base(world: World, created: datetime) -> pl.DataFrame:
         "answer",
         "keywords",
         "language",
-        pl.lit(created).alias("created_at"),
-        pl.lit(created).alias("updated_at"),
+        *_stamps(created),
     ).with_columns(_array_literal("keywords"))
 
 
@@ -217,8 +217,7 @@ def _templates(world: World, created: datetime) -> pl.DataFrame:
         .map_elements(lambda s: f"[{s}]", return_dtype=pl.String)
         .alias("buttons"),
         pl.lit("approved").alias("approval_status"),
-        pl.lit(created).alias("created_at"),
-        pl.lit(created).alias("updated_at"),
+        *_stamps(created),
     )
 
 
