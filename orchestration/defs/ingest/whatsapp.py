@@ -40,7 +40,7 @@ from orchestration.defs.ingest.tables import (
 from orchestration.defs.operational.assets import DATABASE_RETRY
 from orchestration.resources import DatabasesResource, LandingResource
 from transforms.chat_exports import parse_chat_export
-from transforms.whatsapp import STATE_RANK, merge_states, parse_webhook_deliveries
+from transforms.whatsapp import STATE_RANK, STATES_SCHEMA, merge_states, parse_webhook_deliveries
 from warehouse import urls
 from warehouse.partitions import drop_partitions_before
 from warehouse.raw_tables import ensure_tables
@@ -118,11 +118,7 @@ def _fold_states(statuses: pl.DataFrame):
         with conn.cursor() as cur:
             cur.execute(select, (wamids,))
             rows = cur.fetchall()
-        old = (
-            pl.DataFrame(rows, schema=merge_states(None, statuses.head(0)).schema, orient="row")
-            if rows
-            else None
-        )
+        old = pl.DataFrame(rows, schema=STATES_SCHEMA, orient="row") if rows else None
         merged = merge_states(old, statuses).select(columns)
         conn.execute("CREATE TEMP TABLE _states (LIKE raw.whatsapp_message_states) ON COMMIT DROP")
         with (
