@@ -18,7 +18,10 @@ def main() -> None:
         "--events-tier", default="growth", help="tier of the app events throughput case"
     )
     parser.add_argument(
-        "--ingest-tier", default="growth", help="tier of the app events ingestion case"
+        "--ingest-tier",
+        action="append",
+        help="tier of the app events ingestion throughput case (repeatable; default scale and "
+        "growth)",
     )
     args = parser.parse_args()
     if args.only in (None, "partition_swap"):
@@ -26,7 +29,8 @@ def main() -> None:
     if args.only in (None, "app_events"):
         app_events.run(tier=args.events_tier)
     if args.only in (None, "app_events_ingest"):
-        app_events_ingest.run(tier=args.ingest_tier, repeat=max(args.repeat, 5))
+        tiers = tuple(args.ingest_tier or app_events_ingest.THROUGHPUT_TIERS)
+        app_events_ingest.run(tiers=tiers, repeat=max(args.repeat, 5))
 
 
 if __name__ == "__main__":

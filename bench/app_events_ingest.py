@@ -1,15 +1,18 @@
 """App events ingestion: our path against a plain CSV COPY and pandas `to_sql`, on the same rows.
 
-One simulator day (growth tier by default) is written to a scratch landing zone, then loaded
-into a scratch database (median of `repeat` runs): ours into the day's partition of
+One simulator day of each tier in THROUGHPUT_TIERS (a `scale` day of ~100k events, where the
+per-row costs show, and a `growth` day of ~10k, where the fixed cost of an atomic partition
+swap shows) is written to a scratch landing zone, then loaded into a scratch database (median
+of `repeat` runs): ours into the day's partition of
 raw.app_events exactly as the asset does, the baselines into plain unindexed tables. Ours and the
 plain COPY take turns, so a busy machine slows them alike; pandas, two orders of magnitude
 slower, runs after them, so what its thousands of INSERTs leave behind (autovacuum, a churned
 heap) does not land inside their timings:
 
-- **ours**: the asset's load, `load_app_events_partition`: gunzip + `transforms.app_events`
-  parse + binary COPY (`warehouse.bulk`) into a fresh table, its primary key built, the
-  partition swapped in and the quarantine written, all in one transaction, all timed;
+- **ours**: the asset's load, `load_app_events_partition`: gunzip (read ahead in a thread) +
+  `transforms.app_events` parse + binary COPY encoded column-wise in Arrow and sent from
+  worker threads (`warehouse.bulk`) into a fresh table, its primary key built, the partition
+  swapped in and the quarantine written, all in one transaction, all timed;
 - **plain COPY**: `COPY ... FROM STDIN (FORMAT csv)` of the same clean rows already rendered as
   CSV bytes, only the COPY timed: a loader handed finished CSV (aim: ours >= 0.7 of its rate);
 - **pandas**: `DataFrame.to_sql(method="multi", chunksize=1000)` through SQLAlchemy of the same
@@ -19,8 +22,9 @@ The three tables are compared by an ordered checksum, so the rates are for the s
 
 Memory: a growth-tier and an enterprise-tier day are each ingested (parse + load, gzip read in
 blocks of BLOCK_BYTES) in a fresh process, which reports its peak RSS (`ru_maxrss`) and the RSS
-it had before reading. What still grows with the day is the set of message ids kept for dedupe
-across blocks (about 100 bytes an event), not the day's bytes.
+it had before reading. What still grows with the day is the dedupe state, 16 bytes an event
+(`transforms.seen_keys`: 16 MB for a million events), and the quarantined lines; the day's
+bytes never are in memory at once.
 """
 
 from __future__ import annotations
@@ -63,8 +67,9 @@ TABLES = {
     "plain_copy": sql.Identifier("plain_copy"),
     "pandas": sql.Identifier("pandas"),
 }
-PANDAS_REPEAT = 3  # pandas takes seconds a run and its median moves little
+PANDAS_REPEAT = 1  # pandas takes seconds to a minute a run, 25x+ the others: noise is moot
 RSS_TIERS = ("growth", "enterprise")
+THROUGHPUT_TIERS = ("scale", "growth")
 
 
 @dataclass(frozen=True)
@@ -227,19 +232,31 @@ def measure_rss(url: str, tier: str, day_index: int) -> dict[str, float]:
 
 
 def run(
-    tier: str = "growth",
+    tiers: tuple[str, ...] = THROUGHPUT_TIERS,
     day_index: int = 0,
     repeat: int = 5,
     rss_tiers: tuple[str, ...] = RSS_TIERS,
 ) -> dict[str, object]:
-    """Throughput side by side on one day of `tier`, then peak memory per tier in `rss_tiers`."""
-    with scratch_database() as url, tempfile.TemporaryDirectory(prefix="mitra-bench-") as scratch:
-        path, day = generate_day(tier, day_index, Path(scratch))
-        throughput = measure_throughput(url, path, day, repeat)
-        _report_throughput(tier, day, throughput, repeat)
+    """Throughput side by side on one day of each of `tiers`, then peak memory per tier in
+    `rss_tiers`."""
+    throughput = {}
+    with scratch_database() as url:
+        for tier in tiers:
+            with tempfile.TemporaryDirectory(prefix="mitra-bench-") as scratch:
+                path, day = generate_day(tier, day_index, Path(scratch))
+                throughput[tier] = measure_throughput(url, path, day, repeat)
+            _report_throughput(tier, day, throughput[tier], repeat)
+            _truncate_all(url)
         memory = [measure_rss(url, rss_tier, day_index) for rss_tier in rss_tiers]
         _report_memory(memory)
     return {"throughput": throughput, "memory": memory}
+
+
+def _truncate_all(url: str) -> None:
+    """Drop the baselines' tables, so the next tier starts as this one did."""
+    with psycopg.connect(urls.libpq_url(url)) as conn:
+        for table in COPY_TARGETS:
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
 
 
 def _report_throughput(tier: str, day: date, result: dict, repeat: int) -> None:
@@ -249,7 +266,7 @@ def _report_throughput(tier: str, day: date, result: dict, repeat: int) -> None:
     print(
         f"app events ingest, {tier} tier, receipt day {day}: {ingested.read:,} lines read, "
         f"{rows:,} loaded, {ingested.rejected:,} quarantined, {ingested.duplicates:,} duplicates "
-        f"(median of {repeat})"
+        f"(median of {repeat}; pandas {PANDAS_REPEAT})"
     )
     labels = {
         "ours": "ours: the raw/app_events load (parse, binary COPY, index, swap)",
@@ -279,7 +296,7 @@ def _report_memory(memory: list[dict[str, float]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.app_events_ingest", description=__doc__)
-    parser.add_argument("--tier", default="growth")
+    parser.add_argument("--tier", action="append", help="throughput tier (repeatable)")
     parser.add_argument("--day-index", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--child", nargs=3, metavar=("URL", "PATH", "DAY"), help=argparse.SUPPRESS)
@@ -288,7 +305,9 @@ def main() -> None:
         url, path, day = args.child
         print(json.dumps(ingest_alone(url, Path(path), date.fromisoformat(day))))
     else:
-        run(tier=args.tier, day_index=args.day_index, repeat=args.repeat)
+        run(
+            tiers=tuple(args.tier or THROUGHPUT_TIERS), day_index=args.day_index, repeat=args.repeat
+        )
 
 
 if __name__ == "__main__":

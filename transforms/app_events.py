@@ -9,15 +9,16 @@ Why it works the way it does:
 
 - **Two paths, one answer.** Almost every line is exactly what the app's SDK writes: the members
   in one order, no whitespace, ids and timestamps without escapes. Polars cuts every line at the
-  byte offsets of its keys, column-wise, then proves each cut: rendered back in the SDK's layout
-  the pieces must give the line itself, the strings must hold no quote, backslash or control
-  character, and `properties` and `context` must match a regular expression of compact JSON
-  objects (checked once per distinct value). A proven line is valid JSON whose fields are exactly
-  those cuts, so the happy path never decodes JSON in Python. Every other line (another member
-  order, extra members, escapes, whitespace, any fault) takes the exact path: `orjson` per line,
-  then the contract checks. Both paths produce the same intermediate frame and share every later
-  step, so which path a line took never changes the result (the tests run whole simulator days
-  and randomly damaged lines both ways). On simulator days 0.5% of lines take the exact path.
+  byte offsets of its keys, column-wise, then proves each cut: the keys must tile the line in the
+  SDK's layout (the pieces rendered back would give the line itself), the strings must hold no
+  quote, backslash or control character, and `properties` and `context` must match a regular
+  expression of compact JSON objects (checked once per distinct value). A proven line is valid
+  JSON whose fields are exactly those cuts, so the happy path never decodes JSON in Python. Every
+  other line (another member order, extra members, escapes, whitespace, any fault) takes the exact
+  path: `orjson` per line, then the contract checks. Both paths produce the same intermediate
+  frame and share every later step, so which path a line took never changes the result (the tests
+  run whole simulator days and randomly damaged lines both ways). On simulator days 0.5% of lines
+  take the exact path.
 - **JSON kept verbatim.** `properties` (`traits` for identify) and `context` are stored as the
   JSON text received, not re-serialised: nothing is reordered, rounded or lost. The exact path
   finds the same text by walking the top-level members (brackets counted outside strings, so any
@@ -31,8 +32,9 @@ Why it works the way it does:
 - **Dedupe keeps the first valid copy** of each `messageId` in file order; later valid copies are
   counted in `duplicates` and dropped. Rejected lines never claim an id.
 - **Bounded memory.** `AppEventsParser` takes the file in blocks of any size (lines may straddle
-  blocks) and keeps only the partial last line and the message ids seen so far, so a day of any
-  size is parsed a block at a time; `parse_app_events` is the one-block case.
+  blocks) and keeps only the partial last line and the message ids seen so far, as two 64-bit
+  hashes each (`transforms.seen_keys`: 16 bytes an event, not the ~120 of a set of strings), so
+  a day of any size is parsed a block at a time; `parse_app_events` is the one-block case.
 
 Line rules: lines end at `\\n` (a trailing `\\r` is dropped, so CRLF files read the same); a byte
 order mark at the start of the input is not part of the first line; blank lines after the last
@@ -59,6 +61,8 @@ from typing import Any
 
 import orjson
 import polars as pl
+
+from transforms.seen_keys import SeenKeys
 
 IST = "Asia/Kolkata"  # receipt and event days are Indian calendar days (DESIGN §2)
 UTC_US = pl.Datetime("us", "UTC")
@@ -204,7 +208,7 @@ class AppEventsParser:
         self._tail = b""
         self._next_line = 1
         self._at_start = True
-        self._seen: set[str] = set()  # message ids loaded from the blocks before the last
+        self._seen = SeenKeys()  # message ids loaded from the blocks before the last
         self._last_ids = pl.Series("message_id", [], pl.String)  # those of the last block
 
     def feed(self, block: bytes) -> AppEventsResult:
@@ -236,7 +240,7 @@ class AppEventsParser:
         lines = _split_lines(body, self._next_line)
         self._next_line += lines.height
         fields = _fields(lines) if self._fast_path else _exact_fields(lines)
-        self._seen.update(self._last_ids)  # only once a second block comes: one block, no set
+        self._seen.add(self._last_ids)  # only once a second block comes: one block, no hashes
         clean, rejected, duplicates = _validate(fields, self.receipt_day, self._seen)
         self._last_ids = clean["message_id"]
         return AppEventsResult(clean, rejected, lines.height, duplicates)
@@ -319,7 +323,7 @@ def _split_exactly(body: bytes) -> tuple[pl.Series, pl.Series]:
 
 
 # ---------------------------------------------------------------------------------------------
-# The fast path: lines exactly as the SDK writes them, cut at their keys and proven by rendering
+# The fast path: lines exactly as the SDK writes them, cut at their keys, proven by the tiling
 
 # The layout of a canonical line: members in this order, no whitespace, strings without escapes.
 _LAYOUT_HEAD = '{"messageId":"'
@@ -362,15 +366,16 @@ _JSON_OBJECT = f"^{_object_pattern(_NESTING)}$"
 def _fields(lines: pl.DataFrame) -> pl.DataFrame:
     """Both paths: canonical lines cut fast, the others read exactly, in line order.
 
-    A line is canonical when cutting it at its keys and rendering the pieces back in the SDK's
-    layout gives the line itself, its strings are plain and its properties and context are
-    well-formed JSON objects. Such a line is valid JSON that the exact path reads into the very
-    same fields, so which path a line takes never changes the result.
+    A line is canonical when its keys, found by their first occurrence, tile it in the SDK's
+    layout (so rendering the pieces back would give the line itself), its strings are plain
+    and its properties and context are well-formed JSON objects. Such a line is valid JSON that
+    the exact path reads into the very same fields, so which path a line takes never changes
+    the result.
     """
     cut = lines.lazy().with_columns(_KEY_OFFSETS).with_columns(_kind()).select(_CUTS)
-    cut = cut.with_columns(rendered=_CANONICAL).collect()  # lazy: polars runs columns in parallel
+    cut = cut.with_columns(plain=_CANONICAL).collect()  # lazy: polars runs columns in parallel
     objects = [_is_json_object(cut[column]) for column in ("properties", "context")]
-    canonical = (pl.col("rendered") & objects[0] & objects[1]).fill_null(False)
+    canonical = (pl.col("plain") & objects[0] & objects[1]).fill_null(False)
     cut = cut.with_columns(canonical=canonical)
     fast = cut.filter("canonical").select(list(_FIELDS_SCHEMA))
     slow = _exact_fields(lines.filter(~cut["canonical"]))
@@ -436,6 +441,31 @@ _HEAD_END = pl.when(pl.col("line").str.starts_with(_LAYOUT_HEAD)).then(len(_LAYO
 _BODY_END = pl.when(pl.col("line").str.ends_with("}")).then(pl.col("line").str.len_bytes() - 1)
 _PAYLOAD_AT = pl.when(_IS["identify"]).then(_offset("traits")).otherwise(_offset("properties"))
 _PAYLOAD_START = pl.when(_IS["identify"]).then(_after("traits")).otherwise(_after("properties"))
+
+
+def _kind_end() -> pl.Expr:
+    """Where the type's text (and the name's key, for kinds with a name) ends."""
+    end = pl.lit(None, pl.Int64)
+    for kind, text in _KIND_TEXT.items():
+        end = pl.when(_IS[kind]).then(_offset("type") + len(text)).otherwise(end)
+    return end
+
+
+# The line is exactly the SDK's layout when the cuts tile it: the head, then each key where the
+# previous piece ends, every piece of zero or more bytes (identify has no name, so nothing lies
+# between its type and userId), and the closing brace last. The pieces between the keys are then
+# the values, and rendering them back in the layout would give the line itself; comparing
+# offsets proves that without building the rendered text.
+_TILED = pl.all_horizontal(
+    _offset("type") >= _HEAD_END,
+    pl.when(_IS["identify"])
+    .then(_kind_end() == _offset(_MIDDLE[0]))
+    .otherwise(_kind_end() <= _offset(_MIDDLE[0])),
+    *[_after(m) <= _offset(end) for m, end in itertools.pairwise(_MIDDLE)],
+    _after(_MIDDLE[-1]) <= _PAYLOAD_AT,
+    _offset("context") >= _PAYLOAD_START,
+    _after("context") <= _BODY_END,
+)
 _CUTS = [
     "line_number",
     "line",
@@ -451,22 +481,8 @@ _CUTS = [
     _cut(_after(_MIDDLE[-1]), _PAYLOAD_AT).alias(_STRING_COLUMNS[_MIDDLE[-1]]),
     _cut(_PAYLOAD_START, _offset("context")).alias("properties"),
     _cut(_after("context"), _BODY_END).alias("context"),
+    _TILED.alias("tiled"),
 ]
-
-
-def _rendered() -> pl.Expr:
-    """The cut fields rendered back in the SDK's layout: equal to the line only if the line had
-    exactly this layout and the cuts fell at its real keys."""
-    name = pl.lit("")
-    for kind, key in _NAME_KEYS.items():
-        name = pl.when(_IS[kind]).then(pl.concat_str(pl.lit(key), "event_name")).otherwise(name)
-    payload_key = pl.when(_IS["identify"]).then(pl.lit(_KEYS["traits"]))
-    middle = [piece for m in _MIDDLE for piece in (pl.lit(_KEYS[m]), pl.col(_STRING_COLUMNS[m]))]
-    return pl.concat_str(
-        pl.lit(_LAYOUT_HEAD), "message_id", pl.lit(_TYPE_KEY), "type", name, *middle,
-        payload_key.otherwise(pl.lit(_KEYS["properties"])), "properties",
-        pl.lit(_CONTEXT_KEY), "context", pl.lit("}"),
-    )  # fmt: skip
 
 
 # The strings whose text is taken as their value, so must not hold a quote, backslash or control.
@@ -476,7 +492,7 @@ _PLAIN_STRINGS = [
     *[pl.col(_STRING_COLUMNS[m]) for m in _MIDDLE],
 ]
 _CANONICAL = (
-    (_rendered() == pl.col("line"))
+    pl.col("tiled")
     & ~pl.any_horizontal(column.str.contains(_NOT_PLAIN) for column in _PLAIN_STRINGS)
     & ~pl.col("bad_utf8")
 )
@@ -606,11 +622,11 @@ def _value_end(text: str, at: int) -> int:
 
 
 def _validate(
-    fields: pl.DataFrame, receipt_day: date, seen: set[str]
+    fields: pl.DataFrame, receipt_day: date, seen: SeenKeys
 ) -> tuple[pl.DataFrame, pl.DataFrame, int]:
     """(clean rows, rejected lines, duplicates dropped) of the fields of consecutive lines;
-    `seen` holds the message ids loaded from earlier blocks (a set, so checking a block costs
-    its own size, not the day's so far)."""
+    `seen` holds the message ids loaded from earlier blocks (16 bytes an id, checked in time
+    that grows with the block, not with the day so far)."""
     partition = _fails(_RECEIVED_DAY.ne(pl.lit(receipt_day)), "received_outside_partition")
     reasons = [*_TIMESTAMP_CHECKS, partition]
     frame = (
@@ -622,9 +638,8 @@ def _validate(
     )
     valid = frame.filter(pl.col("reason").is_null())
     repeated = ~valid["message_id"].is_first_distinct()
-    if seen:
-        earlier = [message_id in seen for message_id in valid["message_id"]]
-        repeated = repeated | pl.Series(earlier, dtype=pl.Boolean)
+    if seen.count:
+        repeated = repeated | seen.contains(valid["message_id"])
     clean = valid.filter(~repeated)
     return (
         _clean_rows(clean, receipt_day),

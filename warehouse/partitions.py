@@ -21,6 +21,8 @@ from zoneinfo import ZoneInfo
 import psycopg
 from psycopg import sql
 
+from warehouse.bulk import QueuedWriter
+
 Grain = Literal["day", "month"]
 KeyType = Literal["date", "timestamptz"]
 
@@ -252,7 +254,7 @@ def replace_partition(
             copy_sql = sql.SQL("COPY {load} ({cols}) FROM STDIN (FORMAT {fmt})").format(
                 load=loading_id, cols=column_list, fmt=fmt
             )
-            with cur.copy(copy_sql) as copy:
+            with cur.copy(copy_sql, writer=QueuedWriter(cur)) as copy:
                 write(copy)
             loaded = cur.rowcount
         # Validate the range and build indexes while readers still use the old partition; the

@@ -199,12 +199,17 @@ from datetime import date
 import orchestration.defs.ingest.app_events as app_events
 from orchestration.resources import LandingResource
 
-original = app_events.write_frame_binary
-def half_then_hang(copy, frame):
-    original(copy, frame.head(frame.height // 2))
+from orchestration.defs.ingest.landing import read_bytes
+
+def halves(files):
+    # The day in two blocks; hang before the second, while the first is in the open COPY.
+    data = b"".join(read_bytes(path) for path in files)
+    yield data[: len(data) // 2]
+    time.sleep(0.5)  # the encoder and writer threads send the first half to the server
     print("half-way", flush=True)
     time.sleep(60)
-app_events.write_frame_binary = half_then_hang
+    yield data[len(data) // 2 :]
+app_events.read_blocks = halves
 landing = LandingResource(root=sys.argv[1], app_secret="x", pii_key="y")
 app_events.load_app_events_day(date.fromisoformat(sys.argv[2]), landing, sys.argv[3])
 """

@@ -1,6 +1,6 @@
 """`raw/app_events`: one receipt day of app events per partition, replaced atomically."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -19,7 +19,7 @@ from orchestration.defs.ingest.checks import (
     volume_check,
 )
 from orchestration.defs.ingest.expectations import CheckSuite
-from orchestration.defs.ingest.landing import day_files, read_blocks
+from orchestration.defs.ingest.landing import day_files, read_ahead, read_blocks
 from orchestration.defs.ingest.load import BinaryStream, replace_day, write_csv
 from orchestration.defs.ingest.partitions import TIMEZONE, partition_days
 from orchestration.defs.ingest.tables import APP_EVENTS, APP_EVENTS_QUARANTINE
@@ -27,7 +27,7 @@ from orchestration.defs.operational.assets import DATABASE_RETRY
 from orchestration.resources import DatabasesResource, LandingResource
 from transforms.app_events import AppEventsParser, AppEventsResult
 from warehouse import urls
-from warehouse.bulk import write_frame_binary
+from warehouse.bulk import binary_frames, require_integer_datetimes
 
 ASSET_KEY = dg.AssetKey(["raw", "app_events"])
 SOURCE = "app_events"
@@ -94,8 +94,8 @@ def load_app_events_partition(day: date, files: list[Path], warehouse_url: str) 
     counts = {"files": len(files), "read": 0, "loaded": 0, "quarantined": 0, "duplicates": 0}
     rejected: list[pl.DataFrame] = []
 
-    def account(part: AppEventsResult, copy: psycopg.Copy) -> None:
-        write_frame_binary(copy, part.clean.select(APP_EVENTS.column_names))
+    def account(part: AppEventsResult, write: Callable[[pl.DataFrame], int]) -> None:
+        write(part.clean.select(APP_EVENTS.column_names))
         rejected.append(part.rejected)
         counts["read"] += part.read
         counts["loaded"] += part.clean.height
@@ -103,14 +103,16 @@ def load_app_events_partition(day: date, files: list[Path], warehouse_url: str) 
         counts["duplicates"] += part.duplicates
 
     def write_clean(copy: psycopg.Copy) -> None:
-        for block in read_blocks(files):
-            account(parser.feed(block), copy)
-        account(parser.finish(), copy)
+        with binary_frames(copy) as write:
+            for block in read_ahead(read_blocks(files)):
+                account(parser.feed(block), write)
+            account(parser.finish(), write)
 
     def write_rejected(copy: psycopg.Copy) -> None:
         write_csv(copy, pl.concat(rejected).select(APP_EVENTS_QUARANTINE.column_names))
 
     with psycopg.connect(urls.libpq_url(warehouse_url)) as conn:
+        require_integer_datetimes(conn)
         replace_day(
             conn,
             day,
