@@ -6,6 +6,7 @@ with source as (
 select
     id as agent_id,
     provider_id,
+    user_id,
     parent_agent_id,
     agent_code,
     territory,
@@ -14,6 +15,8 @@ select
     status as agent_status,
     joined_on,
     irdai_license_expires_on,
+    whatsapp_phone_number_id,
     created_at,
     updated_at
 from source
+where _deleted_at is null

@@ -19,8 +19,9 @@ select
     issue_date,
     maturity_date,
     status as policy_status,
+    status_changed_at,
     status in ('active', 'grace', 'revived') as is_in_force,
     created_at,
     updated_at
 from source
-where deleted_at is null
+where _deleted_at is null and deleted_at is null

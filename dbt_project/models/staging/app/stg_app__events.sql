@@ -1,0 +1,33 @@
+-- One row per app event: the first copy received of each messageId, across receipt days (a
+-- retried batch can reach the platform on a later day than the original).
+with source as (
+    select * from {{ source('app', 'app_events') }}
+),
+
+ranked as (
+    select
+        *,
+        row_number() over (
+            partition by message_id order by received_at, received_day
+        ) as copy_number
+    from source
+)
+
+select
+    message_id,
+    received_day,
+    type as event_type,
+    event_name,
+    user_id,
+    anonymous_id,
+    session_id,
+    event_timestamp,
+    event_day,
+    received_at,
+    properties,
+    app_version,
+    os_name,
+    device_model,
+    locale
+from ranked
+where copy_number = 1

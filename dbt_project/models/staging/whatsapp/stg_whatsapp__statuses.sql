@@ -1,0 +1,24 @@
+-- One row per delivery status of a message (wamid and status), the first copy received.
+with source as (
+    select * from {{ source('whatsapp', 'whatsapp_statuses') }}
+),
+
+ranked as (
+    select
+        *,
+        row_number() over (
+            partition by wamid, status order by received_at, received_day
+        ) as copy_number
+    from source
+)
+
+select
+    wamid,
+    status as delivery_status,
+    status_at,
+    received_day,
+    recipient_user_id,
+    error_code,
+    pricing_category
+from ranked
+where copy_number = 1
