@@ -1,0 +1,43 @@
+-- One row per calendar day with the Indian financial year (April to March) and its quarter.
+with bounds as (
+    select
+        least(
+            (select min(issue_date) from {{ ref('stg_operational__policies') }}),
+            (select min(due_date) from {{ ref('stg_operational__premium_payments') }})
+        ) as first_day,
+        greatest(
+            (select max(due_date) from {{ ref('stg_operational__premium_payments') }}),
+            current_date
+        ) + 400 as last_day
+),
+
+days as (
+    select cast(day as date) as date_day
+    from bounds
+    cross join lateral generate_series(
+        date_trunc('year', bounds.first_day), bounds.last_day, interval '1 day'
+    ) as day
+),
+
+with_financial_year as (
+    select
+        date_day,
+        case
+            when extract(month from date_day) >= 4 then extract(year from date_day)::int
+            else extract(year from date_day)::int - 1
+        end as financial_year_start
+    from days
+)
+
+select
+    date_day,
+    cast(date_trunc('month', date_day) as date) as month_start,
+    extract(year from date_day)::int as calendar_year,
+    extract(month from date_day)::int as calendar_month,
+    extract(isodow from date_day)::int as iso_day_of_week,
+    financial_year_start,
+    'FY' || financial_year_start || '-'
+    || lpad(((financial_year_start + 1) % 100)::text, 2, '0') as financial_year,
+    ((extract(month from date_day)::int + 8) % 12) / 3 + 1 as financial_quarter,
+    ((extract(month from date_day)::int + 8) % 12) + 1 as financial_month
+from with_financial_year
