@@ -12,19 +12,19 @@ with bounds as (
 ),
 
 days as (
-    select cast(day as date) as date_day
+    select cast(series_day as date) as date_day
     from bounds
     cross join lateral generate_series(
         date_trunc('year', bounds.first_day), bounds.last_day, interval '1 day'
-    ) as day
+    ) as series_day
 ),
 
 with_financial_year as (
     select
         date_day,
         case
-            when extract(month from date_day) >= 4 then extract(year from date_day)::int
-            else extract(year from date_day)::int - 1
+            when extract(month from date_day) >= 4 then cast(extract(year from date_day) as int)
+            else cast(extract(year from date_day) as int) - 1
         end as financial_year_start
     from days
 )
@@ -32,12 +32,12 @@ with_financial_year as (
 select
     date_day,
     cast(date_trunc('month', date_day) as date) as month_start,
-    extract(year from date_day)::int as calendar_year,
-    extract(month from date_day)::int as calendar_month,
-    extract(isodow from date_day)::int as iso_day_of_week,
+    cast(extract(year from date_day) as int) as calendar_year,
+    cast(extract(month from date_day) as int) as calendar_month,
+    cast(extract(isodow from date_day) as int) as iso_day_of_week,
     financial_year_start,
     'FY' || financial_year_start || '-'
-    || lpad(((financial_year_start + 1) % 100)::text, 2, '0') as financial_year,
-    ((extract(month from date_day)::int + 8) % 12) / 3 + 1 as financial_quarter,
-    ((extract(month from date_day)::int + 8) % 12) + 1 as financial_month
+    || lpad(cast(((financial_year_start + 1) % 100) as text), 2, '0') as financial_year,
+    ((cast(extract(month from date_day) as int) + 8) % 12) / 3 + 1 as financial_quarter,
+    ((cast(extract(month from date_day) as int) + 8) % 12) + 1 as financial_month
 from with_financial_year
