@@ -15,7 +15,7 @@ days as (
     select cast(series_day as date) as date_day
     from bounds
     cross join lateral generate_series(
-        date_trunc('year', bounds.first_day), bounds.last_day, interval '1 day'
+        date_trunc('year', first_day), last_day, interval '1 day'
     ) as series_day
 ),
 
