@@ -14,11 +14,13 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import psycopg
 
+from orchestration.defs.ingest.partitions import TIMEZONE
 from orchestration.instance import PROJECT_ROOT, dagster_environment, environment
 from warehouse import urls
 from warehouse.databases import resolve_database_urls
@@ -149,17 +151,18 @@ def _report(result) -> None:
 
 
 def materialize_all(settings: Settings) -> bool:
-    """Load every landing day found (one single-run backfill of the ingest job), then
-    materialise the unpartitioned assets; recorded in the PostgreSQL-backed instance."""
+    """Run the daily job over every landing day found, as one single-run backfill: the
+    operational extract and the unpartitioned dbt models once, the landing sources and the
+    incremental dbt models for the range; recorded in the PostgreSQL-backed instance. With no
+    landing day, the run covers yesterday (IST)."""
     import dagster as dg
 
-    from orchestration.definitions import ALL_ASSETS_JOB, build_definitions
-    from orchestration.defs.ingest.automation import INGEST_JOB
+    from orchestration.definitions import build_definitions, materialize_days
 
     log_path = settings.home.resolve() / "logs" / "materialize.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    days = landing_days(settings)
-    runs = []
+    yesterday = datetime.now(ZoneInfo(TIMEZONE)).date() - timedelta(days=1)
+    first, last = landing_days(settings) or (yesterday, yesterday)
     # dbt's own output (one line per model and test) goes to a file; the console gets a summary.
     with (
         environment(dagster_environment(settings)),
@@ -168,29 +171,10 @@ def materialize_all(settings: Settings) -> bool:
     ):
         instance = dg.DagsterInstance.get()
         try:
-            defs = build_definitions()
-            if days:
-                tags = {
-                    "dagster/asset_partition_range_start": days[0].isoformat(),
-                    "dagster/asset_partition_range_end": days[1].isoformat(),
-                }
-                runs.append(
-                    defs.resolve_job_def(INGEST_JOB).execute_in_process(
-                        instance=instance,
-                        raise_on_error=False,
-                        run_config=QUIET_RUN_CONFIG,
-                        tags=tags,
-                    )
-                )
-            runs.append(
-                defs.resolve_job_def(ALL_ASSETS_JOB).execute_in_process(
-                    instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG
-                )
-            )
+            runs = materialize_days(build_definitions(), instance, first, last, QUIET_RUN_CONFIG)
         finally:
             instance.dispose()
-    if days:
-        print(f"    landing days {days[0]} to {days[1]}, loaded as one run:")
+    print(f"    days {first} to {last}, as one run:")
     for result in runs:
         _report(result)
     print(f"    dbt output: {log_path}")

@@ -235,7 +235,7 @@ def test_a_load_killed_half_way_leaves_the_partition_whole(backfilled, world_and
 def test_schedule_tick_loads_the_previous_day(world_and_dbs) -> None:
     config, operational, warehouse = world_and_dbs
     defs = _defs(config, operational, warehouse)
-    schedule = defs.resolve_schedule_def("ingest_previous_day_0200_ist")
+    schedule = defs.resolve_schedule_def("daily_refresh_0200_ist")
     tick = datetime(2026, 9, 5, 2, 0, tzinfo=ZoneInfo("Asia/Kolkata"))
     with dg.instance_for_test() as instance:
         context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import timedelta
 from decimal import Decimal
 
 import dagster as dg
 import psycopg
 import pytest
 
-from orchestration.definitions import ALL_ASSETS_JOB, build_definitions
-from orchestration.resources import DatabasesResource
+from orchestration.definitions import build_definitions, materialize_days
+from orchestration.resources import DatabasesResource, LandingResource
 from simulator.config import SimulationConfig
 from simulator.runner import simulate
 from warehouse import urls
@@ -18,6 +19,7 @@ from warehouse.migrate import upgrade
 
 pytestmark = pytest.mark.integration
 
+LANDING: dict = {}  # where the module's simulation wrote its landing files, and its first day
 PAYMENTS_PER_YEAR = {"monthly": 12, "quarterly": 4, "half_yearly": 2, "annual": 1}
 IN_FORCE = {"active", "grace", "revived"}
 
@@ -70,10 +72,14 @@ def _mart(warehouse_url: str) -> dict[str, tuple[int, int, Decimal, Decimal]]:
 
 def _materialize(operational_url: str, warehouse_url: str) -> dg.ExecuteInProcessResult:
     defs = build_definitions(
-        DatabasesResource(operational_url=operational_url, warehouse_url=warehouse_url)
+        DatabasesResource(operational_url=operational_url, warehouse_url=warehouse_url),
+        LandingResource(root=str(LANDING["root"]), app_secret="slice", pii_key="slice-pii"),
+        partitions_start=LANDING["start"],
     )
+    last = LANDING["start"] + timedelta(days=1)
     with dg.instance_for_test() as instance:
-        return defs.resolve_job_def(ALL_ASSETS_JOB).execute_in_process(instance=instance)
+        (result,) = materialize_days(defs, instance, LANDING["start"], last)
+        return result
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +91,7 @@ def simulated_operational(make_database, tmp_path_factory) -> str:
     config = SimulationConfig(
         tier="mvp", days=2, seed=9, landing_root=tmp / "landing", truth_root=tmp / "truth"
     )
+    LANDING.update(root=config.landing_root, start=config.start)
     simulate(config, url, app_secret=b"slice", progress=False)
     _add_agent_without_policies(url)
     return url

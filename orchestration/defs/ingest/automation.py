@@ -45,8 +45,9 @@ def build_daily_schedule(job: dg.UnresolvedAssetJobDefinition) -> dg.ScheduleDef
         job,
         hour_of_day=2,
         minute_of_hour=0,
-        name="ingest_previous_day_0200_ist",
-        description="02:00 Asia/Kolkata: load the previous day of every landing source.",
+        name="daily_refresh_0200_ist",
+        description="02:00 Asia/Kolkata: extract, load the previous day of every landing "
+        "source, build dbt for it.",
         default_status=dg.DefaultScheduleStatus.RUNNING,
     )
 
