@@ -244,6 +244,10 @@ def extract_table(
             watermark = _advance(previous, seen, source_now)
             _save_state(dst, names, watermark, rows_read, rows_upserted, deleted)
             raw_rows = _count(dst, sql.SQL("SELECT count(*) FROM {}").format(names.raw))
+        if rows_upserted or deleted:
+            # Fresh statistics for the planner: dbt's joins over raw otherwise run on guesses
+            # (autovacuum may be off, and is slow to notice a bulk upsert when it is on).
+            dst.execute(sql.SQL("ANALYZE {}").format(names.raw))
     return ExtractResult(
         table=table.name,
         rows_read=rows_read,

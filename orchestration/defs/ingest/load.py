@@ -8,6 +8,7 @@ from datetime import date
 
 import polars as pl
 import psycopg
+from psycopg import sql
 
 from warehouse.partitions import CSV_NULL, replace_partition
 from warehouse.raw_tables import TableSpec, ensure_tables
@@ -67,4 +68,9 @@ def replace_day(
             )
         if also is not None:
             also(conn)
+    # Statistics for the planner on the new partitions (a swapped-in partition has none, and
+    # autovacuum may be off or late): dbt's joins over raw would otherwise run on guesses.
+    for spec in frames:
+        conn.execute(sql.SQL("ANALYZE {}").format(spec.partitioned.partition(day)))
+    conn.commit()
     return loaded

@@ -170,6 +170,7 @@ def load_whatsapp_day(day: date, landing: LandingResource, warehouse_url: str) -
             },
             also=_fold_states(hooks.statuses),
         )
+        conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier("raw", WHATSAPP_STATES.name)))
         retention = get_settings().raw_retention_days
         drop_partitions_before(
             conn, WHATSAPP_MESSAGES.partitioned, date.today() - timedelta(days=retention)
