@@ -1,0 +1,142 @@
+-- One row per WhatsApp message between an agent and a customer, whichever way it reached us:
+-- sent from the app (`app`, outbound, with agent and policyholder), received by the webhook
+-- (`webhook`, inbound from the customer) or read from a chat export an agent uploaded
+-- (`chat_export`, both directions).
+--
+-- Who is who:
+-- - app messages name their agent and policyholder;
+-- - a webhook message reached the agent whose WhatsApp number (`phone_number_id`) received it;
+--   its policyholder is the one of the agent's app message it quotes (`context_wamid`), else
+--   the customer of that agent whose business-scoped user id (BSUID) the agent's app messages
+--   were delivered to (status webhooks carry the recipient's BSUID); customers known only by
+--   phone number who write unprompted stay unresolved, as staging keeps no phone token;
+-- - a chat export names neither the agent nor the customer in staging: both stay null.
+--
+-- `last_update_day` is the latest day anything about the row reached the platform: the message
+-- or a status of it.
+--
+-- Lookups are materialised once: right after a load the warehouse's tables may have no planner
+-- statistics, and a nested loop over a materialised lookup stays cheap.
+with app_messages as materialized (
+    select * from {{ ref('stg_operational__whatsapp_outbound_messages') }}
+),
+
+received_messages as (
+    select * from {{ ref('stg_whatsapp__messages') }}
+),
+
+states as materialized (
+    select * from {{ ref('stg_whatsapp__message_states') }}
+),
+
+statuses as (
+    select * from {{ ref('stg_whatsapp__statuses') }}
+),
+
+agents as materialized (
+    select * from {{ ref('stg_operational__agents') }}
+),
+
+-- Each agent's customers by the BSUID their app messages were delivered to, kept only where
+-- the BSUID names one policyholder of that agent.
+bsuid_policyholders as materialized (
+    select
+        app_messages.agent_id,
+        statuses.recipient_user_id,
+        min(cast(app_messages.policyholder_id as text)) as policyholder_id
+    from statuses
+    inner join app_messages on statuses.wamid = app_messages.wamid
+    where statuses.recipient_user_id is not null
+    group by app_messages.agent_id, statuses.recipient_user_id
+    having count(distinct app_messages.policyholder_id) = 1
+),
+
+status_arrivals as materialized (
+    select
+        wamid,
+        max(received_day) as last_status_received_day
+    from statuses
+    group by wamid
+),
+
+from_app as (
+    select
+        app_messages.wamid,
+        'app' as message_source,
+        'outbound' as direction,
+        app_messages.agent_id,
+        app_messages.policyholder_id,
+        app_messages.sent_at,
+        app_messages.sent_on as message_day,
+        case when app_messages.template_id is null then 'text' else 'template' end
+            as message_type,
+        app_messages.template_id,
+        cast(null as text) as context_wamid,
+        -- The app's row reaches the warehouse with the day's extract.
+        app_messages.sent_on as received_day
+    from app_messages
+),
+
+from_webhooks_and_exports as (
+    select
+        received_messages.wamid,
+        received_messages.message_source,
+        received_messages.direction,
+        agents.agent_id,
+        coalesce(
+            quoted.policyholder_id,
+            cast(bsuid_policyholders.policyholder_id as uuid)
+        ) as policyholder_id,
+        received_messages.sent_at,
+        received_messages.sent_on as message_day,
+        received_messages.message_type,
+        cast(null as uuid) as template_id,
+        received_messages.context_wamid,
+        received_messages.received_day
+    from received_messages
+    left join agents
+        on received_messages.phone_number_id = agents.whatsapp_phone_number_id
+    left join app_messages as quoted
+        on
+            received_messages.context_wamid = quoted.wamid
+            and agents.agent_id = quoted.agent_id
+    left join bsuid_policyholders
+        on
+            agents.agent_id = bsuid_policyholders.agent_id
+            and received_messages.customer_user_id = bsuid_policyholders.recipient_user_id
+),
+
+unioned as (
+    select * from from_app
+    union all
+    select * from from_webhooks_and_exports
+)
+
+select
+    unioned.wamid,
+    unioned.message_source,
+    unioned.direction,
+    unioned.agent_id,
+    agents.provider_id,
+    unioned.policyholder_id,
+    unioned.sent_at,
+    unioned.message_day,
+    unioned.message_type,
+    unioned.template_id,
+    unioned.context_wamid,
+    case
+        when states.has_failed then 'failed'
+        else states.delivery_state
+    end as delivery_state,
+    states.has_failed,
+    states.error_code,
+    states.wamid is not null as has_known_state,
+    coalesce(states.delivery_state in ('delivered', 'read'), false) as is_delivered,
+    coalesce(states.delivery_state = 'read', false) as is_read,
+    unioned.received_day,
+    greatest(unioned.received_day, status_arrivals.last_status_received_day)
+        as last_update_day
+from unioned
+left join agents on unioned.agent_id = agents.agent_id
+left join states on unioned.wamid = states.wamid
+left join status_arrivals on unioned.wamid = status_arrivals.wamid
