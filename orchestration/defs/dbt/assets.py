@@ -13,7 +13,6 @@ relative to the incremental models, so that no group depends on a later one:
    whole incremental fact, such as customer_360): unpartitioned, run after 2.
 """
 
-
 import json
 from collections.abc import Iterator, Mapping
 from typing import Any
