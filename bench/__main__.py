@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from bench import app_events, app_events_ingest, partition_swap
+from bench import app_events, app_events_ingest, dbt_incremental, partition_swap
 
-BENCHMARKS = ("partition_swap", "app_events", "app_events_ingest")
+BENCHMARKS = ("partition_swap", "app_events", "app_events_ingest", "dbt_incremental")
 
 
 def main() -> None:
@@ -31,6 +31,8 @@ def main() -> None:
     if args.only in (None, "app_events_ingest"):
         tiers = tuple(args.ingest_tier or app_events_ingest.THROUGHPUT_TIERS)
         app_events_ingest.run(tiers=tiers, repeat=max(args.repeat, 5))
+    if args.only in (None, "dbt_incremental"):
+        dbt_incremental.run(repeat=args.repeat)
 
 
 if __name__ == "__main__":
