@@ -14,6 +14,9 @@ from warehouse.partitions import CSV_NULL, replace_partition
 from warehouse.raw_tables import TableSpec, ensure_tables
 
 CSV_CHUNK_ROWS = 200_000
+# Free text and JSON payloads: most of ANALYZE's time goes into their statistics (long values,
+# mostly distinct), and no join or filter of the marts uses them.
+PAYLOAD_COLUMNS = frozenset({"properties", "context", "raw", "text_body"})
 CopyWriter = Callable[[psycopg.Copy], None]
 
 
@@ -71,6 +74,12 @@ def replace_day(
     # Statistics for the planner on the new partitions (a swapped-in partition has none, and
     # autovacuum may be off or late): dbt's joins over raw would otherwise run on guesses.
     for spec in frames:
-        conn.execute(sql.SQL("ANALYZE {}").format(spec.partitioned.partition(day)))
+        columns = [c for c in spec.column_names if c not in PAYLOAD_COLUMNS]
+        conn.execute(
+            sql.SQL("ANALYZE {} ({})").format(
+                spec.partitioned.partition(day),
+                sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+            )
+        )
     conn.commit()
     return loaded
