@@ -25,9 +25,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import statistics
-import subprocess
 import tempfile
 import time
 from contextlib import ExitStack
@@ -40,13 +38,12 @@ import dagster as dg
 from bench.database import scratch_database
 from orchestration.definitions import DAILY_JOB, INGEST_ASSETS, build_definitions
 from orchestration.defs.dbt.assets import BETWEEN_INCREMENTAL
-from orchestration.defs.dbt.project import DBT_EXECUTABLE, DBT_PROJECT_DIR
+from orchestration.defs.dbt.project import run_dbt_cli
 from orchestration.defs.operational.assets import operational_snapshots
 from orchestration.demo import QUIET_RUN_CONFIG
 from orchestration.resources import DatabasesResource, LandingResource
 from simulator.config import SimulationConfig
 from simulator.runner import simulate
-from warehouse import urls
 from warehouse.migrate import upgrade
 
 END = date(2026, 11, 1)  # the first day after both worlds' activity
@@ -78,22 +75,8 @@ class Timing:
 def dbt(warehouse_url: str, target: Path, *args: str) -> Timing:
     """One dbt invocation, as the Dagster dbt assets make it (a subprocess, profiles.yml filled
     from the warehouse URL), timed."""
-    env = {
-        **os.environ,
-        "DO_NOT_TRACK": "1",
-        "DBT_VERSION_CHECK": "false",
-        "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
-        **urls.dbt_env(warehouse_url),
-    }
     started = time.perf_counter()
-    completed = subprocess.run(
-        [DBT_EXECUTABLE, *args, "--target-path", str(target), "--quiet"],
-        cwd=DBT_PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    completed = run_dbt_cli([*args, "--target-path", str(target), "--quiet"], warehouse_url)
     wall = time.perf_counter() - started
     if completed.returncode != 0:
         raise RuntimeError(f"dbt {' '.join(args)} failed:\n{completed.stdout[-4000:]}")

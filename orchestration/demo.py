@@ -50,22 +50,14 @@ def migrate(settings: Settings) -> None:
 
 def run_dbt(settings: Settings, dbt_args: list[str]) -> int:
     """Run the dbt CLI in `dbt_project/` with the warehouse connection in its environment."""
-    from orchestration.defs.dbt.project import DBT_EXECUTABLE, DBT_PROJECT_DIR
+    from orchestration.defs.dbt.project import run_dbt_cli
     from warehouse.databases import resolve_database_url
 
     args = [a for a in dbt_args if a != "--"] or ["--help"]
-    env = {
-        "DO_NOT_TRACK": "1",
-        "DBT_VERSION_CHECK": "false",
-        "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
-    }
     # `parse` and `--help` need no database: do not start one for them.
-    if args[0] not in ("parse", "--help", "-h", "--version", "clean", "deps"):
-        env.update(urls.dbt_env(resolve_database_url(settings, "warehouse")))
-    completed = subprocess.run(  # noqa: S603 - fixed executable, arguments are the user's own
-        [DBT_EXECUTABLE, *args], cwd=DBT_PROJECT_DIR, env={**os.environ, **env}, check=False
-    )
-    return completed.returncode
+    needs_database = args[0] not in ("parse", "--help", "-h", "--version", "clean", "deps")
+    warehouse = resolve_database_url(settings, "warehouse") if needs_database else None
+    return run_dbt_cli(args, warehouse, capture=False).returncode
 
 
 def run_simulation(

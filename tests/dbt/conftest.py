@@ -11,6 +11,7 @@ import dagster as dg
 import pytest
 
 from orchestration.definitions import build_definitions, materialize_days
+from orchestration.defs.dbt.project import run_dbt_cli
 from orchestration.resources import DatabasesResource, LandingResource
 from simulator.config import SimulationConfig
 from simulator.runner import simulate
@@ -44,6 +45,15 @@ class BuiltWarehouse:
 
     def definitions(self) -> dg.Definitions:
         return build_definitions(self.databases, self.landing, partitions_start=self.config.start)
+
+
+def run_dbt(warehouse_url: str, target_path: Path, *args: str) -> str:
+    """dbt against `warehouse_url`, its files under `target_path`; the output, or the test
+    fails with dbt's own output."""
+    completed = run_dbt_cli([*args, "--target-path", str(target_path)], warehouse_url)
+    if completed.returncode != 0:
+        pytest.fail(f"dbt {' '.join(args)} failed:\n{completed.stdout[-6000:]}{completed.stderr}")
+    return completed.stdout
 
 
 @pytest.fixture(scope="session")

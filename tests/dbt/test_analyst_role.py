@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +18,7 @@ import psycopg
 import pytest
 from psycopg import errors, sql
 
-from orchestration.defs.dbt.project import DBT_EXECUTABLE, DBT_PROJECT_DIR
+from tests.dbt.conftest import run_dbt
 from warehouse import urls
 
 pytestmark = pytest.mark.integration
@@ -28,29 +26,6 @@ pytestmark = pytest.mark.integration
 ANALYST = "analyst"  # the default of the var analyst_role
 # Schemas a role may use without a grant (PostgreSQL's defaults for PUBLIC).
 OPEN_SCHEMAS = {"public", "pg_catalog", "information_schema"}
-
-
-def run_dbt(warehouse_url: str, target_path: Path, *args: str) -> str:
-    """dbt in `dbt_project/`, with the environment the project builds for it (profiles.yml
-    reads the MITRA_WH_* variables), its files under `target_path`; the output on success."""
-    env = {
-        **os.environ,
-        "DO_NOT_TRACK": "1",
-        "DBT_VERSION_CHECK": "false",
-        "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
-        **urls.dbt_env(warehouse_url),
-    }
-    completed = subprocess.run(
-        [DBT_EXECUTABLE, *args, "--target-path", str(target_path)],
-        cwd=DBT_PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if completed.returncode != 0:
-        pytest.fail(f"dbt {' '.join(args)} failed:\n{completed.stdout[-6000:]}{completed.stderr}")
-    return completed.stdout
 
 
 def _admin(url: str) -> psycopg.Connection:

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from orchestration.defs.dbt.docs_coverage import Undocumented, main, undocumented
-from orchestration.defs.dbt.project import DBT_EXECUTABLE, DBT_PROJECT_DIR
-from warehouse import urls
+from tests.dbt.conftest import run_dbt
 
 
 def _model(name: str, description: str, columns: dict[str, str], package: str = "agent_mitra"):
@@ -86,22 +83,7 @@ def test_cli_lists_the_gaps_and_fails(tmp_path: Path, capsys) -> None:
 def test_every_model_and_column_is_documented(built_warehouse, tmp_path: Path) -> None:
     """`dbt docs generate` on the built warehouse: no model or built column lacks a description."""
     target = tmp_path / "target"
-    env = {
-        **os.environ,
-        "DO_NOT_TRACK": "1",
-        "DBT_VERSION_CHECK": "false",
-        "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
-        **urls.dbt_env(built_warehouse.warehouse_url),
-    }
-    completed = subprocess.run(
-        [DBT_EXECUTABLE, "docs", "generate", "--target-path", str(target)],
-        cwd=DBT_PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stdout[-6000:] + completed.stderr
+    run_dbt(built_warehouse.warehouse_url, target, "docs", "generate")
     catalog = json.loads((target / "catalog.json").read_text())
     manifest = json.loads((target / "manifest.json").read_text())
     models = [

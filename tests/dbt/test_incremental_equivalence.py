@@ -23,9 +23,7 @@ compared by the date column of its unique key, from the start of the first day's
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -35,7 +33,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from orchestration.defs.dbt.project import DBT_EXECUTABLE, DBT_PROJECT_DIR
+from tests.dbt.conftest import run_dbt
 from warehouse import urls
 
 pytestmark = pytest.mark.integration
@@ -45,29 +43,6 @@ IN_WINDOW = re.compile(r"""in_window\(\s*['"](?:\w+\.)?(\w+)['"]\s*\)""")
 # Floats are summed in no fixed order: compared to 9 significant places; json has no equality.
 FLOAT_TYPES = {"double precision", "real"}
 PERIOD_DAYS = 31  # the longest period a model by period (a month) rewrites at once
-
-
-def run_dbt(warehouse_url: str, target_path: Path, *args: str) -> str:
-    """dbt in `dbt_project/`, with the environment the project builds for it (profiles.yml
-    reads the MITRA_WH_* variables), its files under `target_path`; the output on success."""
-    env = {
-        **os.environ,
-        "DO_NOT_TRACK": "1",
-        "DBT_VERSION_CHECK": "false",
-        "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
-        **urls.dbt_env(warehouse_url),
-    }
-    completed = subprocess.run(
-        [DBT_EXECUTABLE, *args, "--target-path", str(target_path)],
-        cwd=DBT_PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if completed.returncode != 0:
-        pytest.fail(f"dbt {' '.join(args)} failed:\n{completed.stdout[-6000:]}{completed.stderr}")
-    return completed.stdout
 
 
 def window_vars(first: date, last: date | None = None) -> str:

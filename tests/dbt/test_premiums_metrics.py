@@ -30,22 +30,19 @@ from __future__ import annotations
 
 import calendar
 import json
-import os
-import subprocess
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from pathlib import Path
 
 import polars as pl
 import psycopg
 import pytest
 from psycopg.types.string import TextLoader
 
-from orchestration.defs.dbt.project import DBT_EXECUTABLE, DBT_PROJECT_DIR
+from tests.dbt.conftest import run_dbt
 from warehouse import urls
 
 pytestmark = pytest.mark.integration
@@ -436,25 +433,6 @@ def mart_select(relation: str, key: str, extra: tuple[str, ...]) -> str:
         )
     )
     return f"SELECT {columns} FROM {relation}"  # noqa: S608
-
-
-def run_dbt(warehouse_url: str, target: Path, *args: str) -> None:
-    env = {
-        **os.environ,
-        "DO_NOT_TRACK": "1",
-        "DBT_VERSION_CHECK": "false",
-        "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
-        **urls.dbt_env(warehouse_url),
-    }
-    completed = subprocess.run(
-        [DBT_EXECUTABLE, *args, "--target-path", str(target)],
-        cwd=DBT_PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr
 
 
 @pytest.fixture(scope="module")
