@@ -232,6 +232,29 @@ def test_a_load_killed_half_way_leaves_the_partition_whole(backfilled, world_and
     assert _checksum(warehouse, day) == before
 
 
+def test_loaded_partitions_have_statistics_on_their_keys_only(backfilled) -> None:
+    """Each swapped-in partition is ANALYZEd on the columns joins and filters use; the JSON
+    payloads, the costly part of ANALYZE, are left out."""
+    _, warehouse, _ = backfilled
+    partition = f"app_events_p{START:%Y%m%d}"
+    analysed = {
+        row[0]
+        for row in _query(
+            warehouse,
+            "SELECT attname FROM pg_stats WHERE schemaname = 'raw' AND tablename = %s",
+            (partition,),
+        )
+    }
+    assert {"message_id", "user_id", "session_id", "event_day"} <= analysed
+    assert not analysed & {"properties", "context"}
+    states = _query(
+        warehouse,
+        "SELECT count(*) FROM pg_stats WHERE schemaname = 'raw'"
+        " AND tablename = 'whatsapp_message_states'",
+    )
+    assert states[0][0] > 0
+
+
 def test_schedule_tick_loads_the_previous_day(world_and_dbs) -> None:
     config, operational, warehouse = world_and_dbs
     defs = _defs(config, operational, warehouse)

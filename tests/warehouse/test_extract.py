@@ -262,6 +262,19 @@ def test_first_run_copies_every_table(source: str, target: str) -> None:
     assert _scalar(target, "SELECT count(*) FROM raw.users WHERE _deleted_at IS NOT NULL") == 0
 
 
+def test_a_run_that_changed_rows_leaves_planner_statistics(source: str, target: str) -> None:
+    """The upserted raw tables are ANALYZEd: dbt's joins over them plan on real row counts even
+    where autovacuum is off or has not caught up."""
+    _run(source, target)
+    for table in EXTRACT_TABLES:
+        analysed = _scalar(
+            target,
+            "SELECT count(*) FROM pg_stats WHERE schemaname = 'raw' AND tablename = %s",
+            (table.name,),
+        )
+        assert analysed > 0, table.name
+
+
 def test_only_changed_rows_are_read_on_the_next_run(source: str, target: str) -> None:
     _run(source, target, overlap=NO_OVERLAP)
     changed = _payment_ids(source, 3)
