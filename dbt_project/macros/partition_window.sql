@@ -29,3 +29,40 @@
 {% macro ist_date(column) -%}
     cast({{ column }} at time zone 'Asia/Kolkata' as date)
 {%- endmacro %}
+
+{#
+    Reading only the recent raw partitions of the deduplicated sources.
+
+    The staging views of app events and WhatsApp messages and statuses keep the first copy of
+    each key across receipt days, so a filter on the receipt day written after them cannot be
+    pushed down to the raw partitions (it could change which copy is the first): an incremental
+    model reading them would read, rank and aggregate all of history to keep one day. Instead
+    these views filter their source on `received_since()`: the day in the transaction-local
+    setting `mitra.received_since`, or no bound at all when it is unset (analysts, tests, full
+    builds, every non-incremental model). An incremental model sets it for its own transaction
+    with the pre-hook `set_received_since(lookback_days)`: the window's first day (or its
+    month's first day) less the days of history its rows need. PostgreSQL prunes the raw partitions before that day when
+    the statement starts (the setting is stable within it), so the model's cost follows the
+    look-back, not the history.
+
+    The look-backs rely on `late_arrival_days` (dbt_project.yml): every copy of an event and
+    every event of a session, and every copy of a WhatsApp message and of its statuses, reaches
+    the platform within that many days of the event or message itself (the app queues offline
+    for at most 5 days; Meta retries for at most 7).
+#}
+{% macro received_since() -%}
+    coalesce(
+        cast(nullif(current_setting('mitra.received_since', true), '') as date),
+        cast('-infinity' as date)
+    )
+{%- endmacro %}
+
+{% macro set_received_since(lookback_days, from_month_start=false) -%}
+    {%- set first_day = "cast(date_trunc('month', " ~ window_start() ~ ") as date)"
+        if from_month_start else window_start() -%}
+    select set_config(
+        'mitra.received_since',
+        cast({{ first_day }} - {{ lookback_days }} as text),
+        true
+    )
+{%- endmacro %}

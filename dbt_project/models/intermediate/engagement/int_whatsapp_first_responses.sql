@@ -1,3 +1,4 @@
+{{ config(materialized='table') }}
 -- One row per inbound WhatsApp message of a known customer (agent and policyholder resolved),
 -- with the agent's first response to it: the first outbound message from the same agent to the
 -- same policyholder sent strictly after it.
@@ -9,6 +10,9 @@
 -- taken to be before it (it cannot answer it). A run with no later outbound message is
 -- unanswered (null response). Messages of unresolved customers (chat exports, phone-only
 -- customers) cannot be paired and are left out.
+--
+-- A table built from all history: an agent may answer weeks after the run began, so the
+-- incremental models look responses up here rather than reading the whole conversation.
 with messages as (
     select * from {{ ref('int_whatsapp_messages') }}
     where

@@ -15,6 +15,10 @@
 -- `last_update_day` is the latest day anything about the row reached the platform: the message
 -- or a status of it.
 --
+-- Only the messages of the receipt days from `received_since()` on (all of them unless an
+-- incremental model asks for fewer, macros/partition_window.sql); the lookups (app messages
+-- quoted, customers' BSUIDs, delivery states) cover all history.
+--
 -- Lookups are materialised once: right after a load the warehouse's tables may have no planner
 -- statistics, and a nested loop over a materialised lookup stays cheap.
 with app_messages as materialized (
@@ -37,18 +41,8 @@ agents as materialized (
     select * from {{ ref('stg_operational__agents') }}
 ),
 
--- Each agent's customers by the BSUID their app messages were delivered to, kept only where
--- the BSUID names one policyholder of that agent.
 bsuid_policyholders as materialized (
-    select
-        app_messages.agent_id,
-        statuses.recipient_user_id,
-        min(cast(app_messages.policyholder_id as text)) as policyholder_id
-    from statuses
-    inner join app_messages on statuses.wamid = app_messages.wamid
-    where statuses.recipient_user_id is not null
-    group by app_messages.agent_id, statuses.recipient_user_id
-    having count(distinct app_messages.policyholder_id) = 1
+    select * from {{ ref('int_whatsapp_customer_ids') }}
 ),
 
 status_arrivals as materialized (
@@ -75,6 +69,8 @@ from_app as (
         -- The app's row reaches the warehouse with the day's extract.
         app_messages.sent_on as received_day
     from app_messages
+    -- As the webhook and export messages are read from received_since() on (staging).
+    where app_messages.sent_on >= {{ received_since() }}
 ),
 
 from_webhooks_and_exports as (
@@ -83,10 +79,8 @@ from_webhooks_and_exports as (
         received_messages.message_source,
         received_messages.direction,
         agents.agent_id,
-        coalesce(
-            quoted.policyholder_id,
-            cast(bsuid_policyholders.policyholder_id as uuid)
-        ) as policyholder_id,
+        coalesce(quoted.policyholder_id, bsuid_policyholders.policyholder_id)
+            as policyholder_id,
         received_messages.sent_at,
         received_messages.sent_on as message_day,
         received_messages.message_type,

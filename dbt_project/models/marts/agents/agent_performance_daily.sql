@@ -4,6 +4,7 @@
         incremental_strategy='delete+insert',
         unique_key=['agent_id', 'activity_date'],
         on_schema_change='fail',
+        pre_hook="{{ set_received_since(30 + var('late_arrival_days')) }}",
     )
 }}
 -- One row per agent and IST day, dense (zeros where nothing happened), from the start of the

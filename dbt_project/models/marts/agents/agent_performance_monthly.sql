@@ -4,6 +4,7 @@
         incremental_strategy='delete+insert',
         unique_key=['agent_id', 'month_start'],
         on_schema_change='fail',
+        pre_hook="{{ set_received_since(var('late_arrival_days'), from_month_start=true) }}",
     )
 }}
 -- One row per agent and calendar month (IST days), dense, from the start of the premium history

@@ -3,7 +3,8 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key=['content_view_id'],
-        on_schema_change='fail'
+        on_schema_change='fail',
+        pre_hook="{{ set_received_since(var('late_arrival_days')) }}",
     )
 }}
 

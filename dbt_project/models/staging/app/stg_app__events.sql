@@ -1,7 +1,10 @@
 -- One row per app event: the first copy received of each messageId, across receipt days (a
--- retried batch can reach the platform on a later day than the original).
+-- retried batch can reach the platform on a later day than the original). Reads the receipt
+-- days from `received_since()` on: all of them, unless an incremental model's transaction asks
+-- for fewer (macros/partition_window.sql).
 with source as (
     select * from {{ source('app', 'app_events') }}
+    where received_day >= {{ received_since() }}
 ),
 
 ranked as (

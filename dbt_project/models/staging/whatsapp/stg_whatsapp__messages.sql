@@ -1,7 +1,10 @@
 -- One row per WhatsApp message (wamid), webhook or chat export, the first copy received; no
--- message text or phone token (those stay in raw).
+-- message text or phone token (those stay in raw). Reads the receipt days from
+-- `received_since()` on: all of them, unless an incremental model's transaction asks for fewer
+-- (macros/partition_window.sql).
 with source as (
     select * from {{ source('whatsapp', 'whatsapp_messages') }}
+    where received_day >= {{ received_since() }}
 ),
 
 ranked as (

@@ -1,6 +1,9 @@
--- One row per delivery status of a message (wamid and status), the first copy received.
+-- One row per delivery status of a message (wamid and status), the first copy received. Reads
+-- the receipt days from `received_since()` on: all of them, unless an incremental model's
+-- transaction asks for fewer (macros/partition_window.sql).
 with source as (
     select * from {{ source('whatsapp', 'whatsapp_statuses') }}
+    where received_day >= {{ received_since() }}
 ),
 
 ranked as (
