@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from bench import app_events, app_events_ingest, dbt_incremental, partition_swap
+from bench import app_events, app_events_ingest, dbt_incremental, ml_training, partition_swap
 
-BENCHMARKS = ("partition_swap", "app_events", "app_events_ingest", "dbt_incremental")
+BENCHMARKS = (
+    "partition_swap",
+    "app_events",
+    "app_events_ingest",
+    "dbt_incremental",
+    "ml_training",
+)
 
 
 def main() -> None:
@@ -23,6 +29,12 @@ def main() -> None:
         help="tier of the app events ingestion throughput case (repeatable; default scale and "
         "growth)",
     )
+    parser.add_argument(
+        "--ml-warehouse",
+        help="an existing warehouse to time the models on (else a --ml-tier world is built)",
+    )
+    parser.add_argument("--ml-tier", default="scale", help="tier of the model training case")
+    parser.add_argument("--ml-days", type=int, default=120, help="days of that world")
     args = parser.parse_args()
     if args.only in (None, "partition_swap"):
         partition_swap.run(rows=args.rows, repeat=args.repeat)
@@ -33,6 +45,8 @@ def main() -> None:
         app_events_ingest.run(tiers=tiers, repeat=max(args.repeat, 5))
     if args.only in (None, "dbt_incremental"):
         dbt_incremental.run(repeat=args.repeat)
+    if args.only in (None, "ml_training"):
+        ml_training.run(args.ml_warehouse, tier=args.ml_tier, days=args.ml_days)
 
 
 if __name__ == "__main__":

@@ -89,12 +89,12 @@ def dbt(warehouse_url: str, target: Path, *args: str) -> Timing:
     return Timing(wall, results["elapsed_time"], models)
 
 
-def build_world(days: int, stack: ExitStack, scratch: Path) -> World:
-    """Simulate `days` days into fresh databases, load them through Dagster (the daily job's
-    operational extract and landing sources, the days as one single-run backfill, as `mitra
-    demo` does), then build every dbt model in full (dbt run, default vars)."""
+def build_world(days: int, stack: ExitStack, scratch: Path, tier: str = "mvp") -> World:
+    """Simulate `days` days of `tier` into fresh databases, load them through Dagster (the daily
+    job's operational extract and landing sources, the days as one single-run backfill, as
+    `mitra demo` does), then build every dbt model in full (dbt run, default vars)."""
     config = SimulationConfig(
-        tier="mvp",
+        tier=tier,  # type: ignore[arg-type]
         start=END - timedelta(days=days),
         days=days,
         seed=7,

@@ -23,15 +23,24 @@ from orchestration.defs.ingest.automation import (
 )
 from orchestration.defs.ingest.partitions import daily_partitions
 from orchestration.defs.ingest.whatsapp import MESSAGES_KEY, STATUSES_KEY, build_whatsapp_assets
+from orchestration.defs.ml.definitions import (
+    ML_ASSET_CHECKS,
+    SCORING_ASSETS,
+    TRAINING_ASSETS,
+    build_ml_assets,
+    build_training_schedule,
+)
 from orchestration.defs.operational.assets import operational_snapshots
 from orchestration.defs.operational.checks import operational_raw_checks
 from orchestration.resources import DatabasesResource, LandingResource
 from warehouse.settings import get_settings
 
-# Every asset, daily partitioned: the operational extract and the unpartitioned dbt models run once
-# per run, the landing sources and the incremental dbt models for the run's days. The 02:00
-# schedule runs it for the previous day; `mitra demo` runs it over every landing day as one run.
+# Every asset but model training, daily partitioned: the operational extract and the unpartitioned
+# dbt models run once per run, the landing sources, the incremental dbt models and the model
+# scores for the run's days. The 02:00 schedule runs it for the previous day; `mitra demo` runs it
+# over every landing day as one run. Training is its own weekly job (Sunday 01:00 IST).
 DAILY_JOB = "daily_refresh"
+TRAINING_JOB = "weekly_model_training"
 INGEST_ASSETS = [APP_EVENTS_KEY, MESSAGES_KEY, STATUSES_KEY]
 LANDING_SOURCES = [
     LandingSource("app_events", (APP_EVENTS_KEY,)),
@@ -50,10 +59,17 @@ def build_definitions(
     ingest_job = build_ingest_job(partitions, INGEST_ASSETS)
     daily_job = dg.define_asset_job(
         DAILY_JOB,
-        selection=dg.AssetSelection.all(),
+        selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*TRAINING_ASSETS),
         partitions_def=partitions,
-        description="Extract the operational tables, load the day's landing files, build dbt.",
+        description="Extract the operational tables, load the day's landing files, build dbt, "
+        "score with the champion models.",
         tags={"dagster/max_retries": "2", "dagster/retry_strategy": "FROM_FAILURE"},
+    )
+    training_job = dg.define_asset_job(
+        TRAINING_JOB,
+        selection=dg.AssetSelection.assets(*TRAINING_ASSETS),
+        description="Train the lapse model and the recommender on the marts, register them, "
+        "promote a challenger that beats its champion on the same holdout.",
     )
     return dg.Definitions(
         assets=[
@@ -61,10 +77,11 @@ def build_definitions(
             *build_dbt_assets(partitions),
             build_app_events_asset(partitions),
             build_whatsapp_assets(partitions),
+            *build_ml_assets(partitions),
         ],
-        asset_checks=[operational_raw_checks],
-        jobs=[daily_job, ingest_job],
-        schedules=[build_daily_schedule(daily_job)],
+        asset_checks=[operational_raw_checks, *ML_ASSET_CHECKS],
+        jobs=[daily_job, ingest_job, training_job],
+        schedules=[build_daily_schedule(daily_job), build_training_schedule(training_job)],
         sensors=[build_late_files_sensor(ingest_job, partitions, LANDING_SOURCES)],
         resources={
             "databases": databases or DatabasesResource(),
@@ -80,19 +97,48 @@ def materialize_days(
     first: date,
     last: date,
     run_config: dict | None = None,
+    with_models: bool = False,
 ) -> list[dg.ExecuteInProcessResult]:
     """Run the daily job over the days `first`..`last` (inclusive) as one run: the backfill of
-    a range the way Dagster runs it for assets with a single-run backfill policy."""
+    a range the way Dagster runs it for assets with a single-run backfill policy.
+
+    `with_models`: also train the models (the weekly job) after the data, then score the days
+    with them; without it the daily job runs without its scoring assets."""
     tags = {
         "dagster/asset_partition_range_start": first.isoformat(),
         "dagster/asset_partition_range_end": last.isoformat(),
     }
-    job = defs.resolve_job_def(DAILY_JOB)
-    return [
-        job.execute_in_process(
-            instance=instance, raise_on_error=False, run_config=run_config or {}, tags=tags
+    daily = defs.resolve_job_def(DAILY_JOB)
+    data_assets = [
+        key for key in daily.asset_layer.executable_asset_keys if key not in SCORING_ASSETS
+    ]
+    results = [
+        daily.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config=run_config or {},
+            tags=tags,
+            asset_selection=data_assets,
         )
     ]
+    if not with_models or not results[-1].success:
+        return results
+    results.append(
+        defs.resolve_job_def(TRAINING_JOB).execute_in_process(
+            instance=instance, raise_on_error=False, run_config=run_config or {}
+        )
+    )
+    if results[-1].success:
+        results.append(
+            daily.execute_in_process(
+                instance=instance,
+                raise_on_error=False,
+                run_config=run_config or {},
+                tags=tags,
+                asset_selection=list(SCORING_ASSETS),
+            )
+        )
+    return results
 
 
 @dg.definitions

@@ -163,14 +163,46 @@ def materialize_all(settings: Settings) -> bool:
     ):
         instance = dg.DagsterInstance.get()
         try:
-            runs = materialize_days(build_definitions(), instance, first, last, QUIET_RUN_CONFIG)
+            runs = materialize_days(
+                build_definitions(), instance, first, last, QUIET_RUN_CONFIG, with_models=True
+            )
         finally:
             instance.dispose()
-    print(f"    days {first} to {last}, as one run:")
+    print(f"    days {first} to {last}, as one run (then model training and scoring):")
     for result in runs:
+        print(f"    run of {result.dagster_run.job_name}:")
         _report(result)
     print(f"    dbt output: {log_path}")
     return all(result.success for result in runs)
+
+
+def train_models(settings: Settings) -> bool:
+    """`mitra train`: run the weekly training job now (both models, registry, promotion)."""
+    import dagster as dg
+
+    from orchestration.definitions import TRAINING_JOB, build_definitions
+
+    with environment(dagster_environment(settings)):
+        instance = dg.DagsterInstance.get()
+        try:
+            result = (
+                build_definitions()
+                .resolve_job_def(TRAINING_JOB)
+                .execute_in_process(
+                    instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG
+                )
+            )
+        finally:
+            instance.dispose()
+    _report(result)
+    for event in result.all_events:
+        if event.is_step_materialization:
+            metadata = event.materialization.metadata
+            promotion = metadata.get("promotion")
+            version = metadata.get("model_version")
+            if promotion and version:
+                print(f"    {version.value}: {promotion.value}")
+    return result.success
 
 
 # Warnings and errors only on the console; the full run log is in the Dagster UI.

@@ -270,8 +270,10 @@ def ensure_watermarks_table(conn: psycopg.Connection) -> None:
 
 
 def ensure_warehouse(url: str) -> None:
-    """Create the warehouse schemas, the watermark table and the raw copies of extracted tables."""
+    """Create the warehouse schemas, the watermark table, the raw copies of extracted tables and
+    the `ml` tables."""
     from warehouse.extract import EXTRACT_TABLES
+    from warehouse.ml_tables import ensure_ml_tables
 
     with psycopg.connect(urls.libpq_url(url)) as conn:
         for schema in WAREHOUSE_SCHEMAS:
@@ -279,3 +281,4 @@ def ensure_warehouse(url: str) -> None:
         ensure_watermarks_table(conn)
         for table in EXTRACT_TABLES:
             ensure_raw_table(conn, table)
+        ensure_ml_tables(conn)

@@ -1,0 +1,119 @@
+"""The model assets on the simulated warehouse: the weekly training job registers and promotes,
+the daily scoring writes a score for every due in its window, and the checks run.
+
+Real Dagster runs against the session's built warehouse (tests/dbt/conftest.py); the artifact
+store is the world's landing root.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import dagster as dg
+import psycopg
+import pytest
+
+from ml.lapse.features import KEY_COLUMNS
+from orchestration.definitions import DAILY_JOB, TRAINING_JOB
+from orchestration.defs.ml.definitions import SCORING_ASSETS
+from orchestration.defs.ml.lapse_assets import (
+    HORIZON_DAYS,
+    LAPSE_SCORES,
+    read_lapse_inputs,
+    score_days,
+)
+from orchestration.defs.ml.registry_store import champion
+from warehouse import urls
+
+pytestmark = pytest.mark.integration
+
+
+def _registry(url: str) -> list[dict]:
+    with psycopg.connect(urls.libpq_url(url)) as conn:
+        conn.row_factory = psycopg.rows.dict_row
+        return conn.execute(
+            "SELECT * FROM ml.model_registry ORDER BY trained_at, version"
+        ).fetchall()
+
+
+@pytest.fixture(scope="module")
+def trained(built_warehouse):
+    """The training job run twice with the same seed and data, then the scoring of the last
+    day; the runs' results."""
+    defs = built_warehouse.definitions()
+    with dg.instance_for_test() as instance:
+        training = defs.resolve_job_def(TRAINING_JOB)
+        first = training.execute_in_process(instance=instance, raise_on_error=False)
+        second = training.execute_in_process(instance=instance, raise_on_error=False)
+        day = built_warehouse.last_day.isoformat()
+        scoring = defs.resolve_job_def(DAILY_JOB).execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            partition_key=day,
+            asset_selection=list(SCORING_ASSETS),
+        )
+    return first, second, scoring
+
+
+def test_training_registers_a_champion_with_its_card_and_artifact(built_warehouse, trained):
+    first, second, _ = trained
+    assert first.success, first.all_events
+    assert second.success
+    rows = _registry(built_warehouse.warehouse_url)
+    lapse = [r for r in rows if r["model_name"] == "lapse"]
+    assert len(lapse) == 2
+    head = lapse[0]
+    assert head["is_champion"] and head["promoted_at"] is not None
+    assert 0.5 < head["metrics"]["test_auc"] <= 1.0
+    assert "baseline_test_auc" in head["metrics"]
+    assert head["training_window_start"] < head["holdout_start"] <= head["holdout_end"]
+    assert len(head["feature_names"]) > 5
+    assert {"scikit-learn", "numpy", "polars"} <= set(head["library_versions"])
+    assert len(head["data_fingerprint"]) == 64
+    artifact = Path(head["artifact_path"])
+    assert artifact.is_file()
+    assert artifact.is_relative_to(built_warehouse.config.landing_root)
+    assert Path(str(artifact).removesuffix(".pkl") + ".roc_calibration.png").is_file()
+
+
+def test_a_challenger_that_does_not_beat_the_champion_stays_a_challenger(built_warehouse, trained):
+    """Same data, same seed: the same AUC on the same holdout is not better, so the first model
+    stays champion and the second is registered but not promoted."""
+    lapse = [r for r in _registry(built_warehouse.warehouse_url) if r["model_name"] == "lapse"]
+    first, second = lapse
+    assert second["data_fingerprint"] == first["data_fingerprint"]
+    assert second["metrics"]["test_auc"] == pytest.approx(first["metrics"]["test_auc"])
+    assert second["metrics"]["champion_test_auc"] == pytest.approx(first["metrics"]["test_auc"])
+    assert not second["is_champion"] and second["promoted_at"] is None
+    assert "does not beat" in second["promotion_note"]
+    stored = champion(built_warehouse.warehouse_url, "lapse")
+    assert stored is not None and stored.version == first["version"]
+
+
+def test_scoring_writes_a_score_for_every_due_in_its_window(built_warehouse, trained):
+    _, _, scoring = trained
+    assert scoring.success
+    day = built_warehouse.last_day
+    inputs = read_lapse_inputs(built_warehouse.warehouse_url)
+    model = champion(built_warehouse.warehouse_url, "lapse").load()
+    expected = score_days(inputs, model, [day])
+    with psycopg.connect(urls.libpq_url(built_warehouse.warehouse_url)) as conn:
+        rows = conn.execute(
+            "SELECT policy_id::text, installment_number, due_date, lapse_probability, "
+            "risk_band, reasons, model_version FROM ml.lapse_scores WHERE scored_for = %s",
+            (day,),
+        ).fetchall()
+    assert len(rows) == expected.height > 0
+    keys = {(r[0], r[1], r[2]) for r in rows}
+    assert keys == set(expected.select(KEY_COLUMNS).iter_rows())
+    assert all(day <= r[2] < day + timedelta(days=HORIZON_DAYS) for r in rows)
+    assert all(0.0 <= r[3] <= 1.0 for r in rows)
+    assert {r[4] for r in rows} <= {"high", "medium", "low"}
+    assert all(1 <= len(json.loads(r[5]) if isinstance(r[5], str) else r[5]) <= 3 for r in rows)
+    assert {r[6] for r in rows} == {champion(built_warehouse.warehouse_url, "lapse").version}
+    checks = {c.check_name: c.passed for c in scoring.get_asset_check_evaluations()}
+    assert checks.get("lapse_scores_stable") is True
+    materialised = [e.asset_key for e in scoring.all_events if e.is_step_materialization]
+    assert LAPSE_SCORES in materialised
