@@ -24,6 +24,7 @@ from warehouse.databases import resolve_database_url
 from warehouse.settings import Settings
 
 LAPSE_TRUTH_FILE = "lapse_truth.parquet"
+AFFINITY_FILE = "affinity.npz"
 
 
 def lapse_report(warehouse_url: str, truth_root: Path, seed: int) -> dict[str, float]:
@@ -60,11 +61,59 @@ def lapse_report(warehouse_url: str, truth_root: Path, seed: int) -> dict[str, f
     }
 
 
+def true_affinities(truth_root: Path, frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """(policyholder_id, video_id, score): the simulator's true affinity of every policyholder
+    for every video, by its own formula (`simulator.world.World.affinity`) from the latent
+    factors it saved (`affinity.npz`) and the languages in the marts."""
+    import numpy as np
+
+    from simulator.world import World
+
+    saved = np.load(truth_root / AFFINITY_FILE)
+    holder_ids = [str(h) for h in saved["policyholder_ids"]]
+    video_ids = [str(v) for v in saved["video_ids"]]
+    languages = dict(
+        frames["dim_policyholder"]
+        .select(pl.col("policyholder_id").cast(pl.String), "preferred_language")
+        .iter_rows()
+    )
+    video_languages = dict(
+        frames["dim_content"].select(pl.col("video_id").cast(pl.String), "language").iter_rows()
+    )
+    empty = pl.DataFrame()
+    world = World(
+        config=None,  # type: ignore[arg-type] - only the affinity is asked of it
+        providers=empty,
+        agents=empty,
+        policyholders=pl.DataFrame(
+            {"policyholder_id": holder_ids, "language": [languages.get(h) for h in holder_ids]}
+        ),
+        policies=empty,
+        videos=pl.DataFrame(
+            {"video_id": video_ids, "language": [video_languages.get(v) for v in video_ids]}
+        ),
+        templates=empty,
+        knowledge_base=empty,
+        holder_factors=saved["holder_factors"],
+        video_factors=saved["video_factors"],
+        video_bias=saved["video_bias"],
+    )
+    scores = world.affinity(np.arange(len(holder_ids)))
+    return pl.DataFrame(
+        {
+            "policyholder_id": np.repeat(holder_ids, len(video_ids)),
+            "video_id": np.tile(video_ids, len(holder_ids)),
+            "score": scores.ravel(),
+        }
+    )
+
+
 def recommender_report(warehouse_url: str, truth_root: Path, seed: int) -> dict[str, float]:
     """NDCG@10 / recall@10 of the model, popularity and the true affinities, last week held out."""
-    from orchestration.defs.ml.recommender_assets import evaluate_against_truth
+    from orchestration.defs.ml.recommender_assets import holdout_report, read_recommender_inputs
 
-    return evaluate_against_truth(warehouse_url, truth_root, seed)
+    frames = read_recommender_inputs(warehouse_url)
+    return holdout_report(frames, seed, truth=true_affinities(truth_root, frames))
 
 
 def evaluate(settings: Settings, truth_root: Path, seed: int = 7) -> int:

@@ -111,7 +111,11 @@ def test_scoring_writes_a_score_for_every_due_in_its_window(built_warehouse, tra
     assert all(day <= r[2] < day + timedelta(days=HORIZON_DAYS) for r in rows)
     assert all(0.0 <= r[3] <= 1.0 for r in rows)
     assert {r[4] for r in rows} <= {"high", "medium", "low"}
-    assert all(1 <= len(json.loads(r[5]) if isinstance(r[5], str) else r[5]) <= 3 for r in rows)
+    reasons = [json.loads(r[5]) if isinstance(r[5], str) else r[5] for r in rows]
+    # Up to three, each a sentence; none only where no feature raises the risk above the
+    # training population's reference.
+    assert all(len(r) <= 3 and all(isinstance(x, str) and x for x in r) for r in reasons)
+    assert sum(bool(r) for r in reasons) > len(rows) / 2
     assert {r[6] for r in rows} == {champion(built_warehouse.warehouse_url, "lapse").version}
     checks = {c.check_name: c.passed for c in scoring.get_asset_check_evaluations()}
     assert checks.get("lapse_scores_stable") is True
