@@ -1,4 +1,4 @@
-{{ config(severity='warn') }}
+{{ config(severity='warn', meta={'dagster': {'ref': {'name': 'stg_app__events'}}}) }}
 -- App events and webhook WhatsApp messages that reached the platform more than
 -- `late_arrival_days` after they happened. The incremental models' look-back assumes there are
 -- none (macros/partition_window.sql): any found here are loaded and in staging, but a mart row

@@ -44,7 +44,7 @@ class _Audience:
     ids: list[str]
     rows: np.ndarray
     languages: list[str | None]
-    policy_types: list[list[str]]
+    policy_types: list[list[str] | None]
 
 
 class Recommender:
@@ -71,43 +71,53 @@ class Recommender:
         feedback of policyholders without a profile still teaches which videos go together."""
         self.seed = seed
         self.catalogue = Catalogue.from_frame(videos)
-        profiles = as_text(policyholders, "policyholder_id").unique("policyholder_id")
-        feedback = as_text(feedback, "policyholder_id", "video_id").filter(
-            pl.col("video_id").is_in(list(self.catalogue.video_ids))
+        columns = pl.DataFrame(
+            {"video_id": self.catalogue.video_ids.tolist(), "col": np.arange(len(self.catalogue))},
+            schema={"video_id": pl.String, "col": pl.Int64},
         )
-        ids = sorted(
-            set(profiles["policyholder_id"].to_list())
-            | set(feedback["policyholder_id"].to_list())
+        profiles = as_text(policyholders, "policyholder_id").unique("policyholder_id", keep="first")
+        for name, dtype in (("language", pl.String), ("policy_types", pl.List(pl.String))):
+            if name not in profiles.columns:
+                profiles = profiles.with_columns(pl.lit(None, dtype=dtype).alias(name))
+        feedback = as_text(feedback, "policyholder_id", "video_id").join(columns, on="video_id")
+        users = (
+            pl.concat([profiles.select("policyholder_id"), feedback.select("policyholder_id")])
+            .unique()
+            .sort("policyholder_id")
+            .with_row_index("row")
         )
-        self.user_index = {h: i for i, h in enumerate(ids)}
-        profile_of = {
-            row["policyholder_id"]: row
-            for row in profiles.select(
-                "policyholder_id",
-                *(c for c in ("language", "policy_types") if c in profiles.columns),
-            ).iter_rows(named=True)
-        }
-        self.user_languages = [profile_of.get(h, {}).get("language") for h in ids]
-        self.user_policy_types = [list(profile_of.get(h, {}).get("policy_types") or []) for h in ids]
-        rows = np.array([self.user_index[h] for h in feedback["policyholder_id"]], dtype=np.int64)
-        video_index = self.catalogue.index()
-        cols = np.array([video_index[v] for v in feedback["video_id"]], dtype=np.int64)
-        shape = (len(ids), len(self.catalogue))
-        self.strength = sp.csr_matrix(
-            (feedback["strength"].cast(pl.Float64).to_numpy(), (rows, cols)), shape=shape
+        profiles = users.join(profiles, on="policyholder_id", how="left").sort("row")
+        self.user_index = dict(zip(users["policyholder_id"], range(users.height), strict=True))
+        self.user_languages = profiles["language"].cast(pl.String).to_list()
+        self.user_policy_types = profiles["policy_types"].to_list()
+        feedback = feedback.join(users, on="policyholder_id")
+        rows, cols = feedback["row"].to_numpy(), feedback["col"].to_numpy()
+        shape = (users.height, len(self.catalogue))
+
+        def matrix(values: np.ndarray) -> sp.csr_matrix:
+            built = sp.csr_matrix((values.astype(np.float64), (rows, cols)), shape=shape)
+            built.sum_duplicates()
+            built.eliminate_zeros()
+            return built
+
+        self.strength = matrix(feedback["strength"].cast(pl.Float64).to_numpy())
+        self.views = matrix(
+            feedback["views"].cast(pl.Float64).to_numpy()
+            if "views" in feedback.columns
+            else np.ones(feedback.height)
         )
-        completed = (
-            feedback["completed"].to_numpy()
+        self.completed = matrix(
+            feedback["completed"].fill_null(False).cast(pl.Float64).to_numpy()
             if "completed" in feedback.columns
-            else np.zeros(feedback.height, dtype=bool)
+            else np.zeros(feedback.height)
         )
-        self.completed = sp.csr_matrix(
-            (np.ones(int(completed.sum())), (rows[completed], cols[completed])), shape=shape
-        )
-        self.strength.sum_duplicates()
-        self.completed.sum_duplicates()
         self._fit_scorer()
         return self
+
+    def unfitted(self) -> Recommender:
+        """A new, unfitted recommender with the same settings: to refit a registered champion
+        on the challenger's data and compare them on equal terms."""
+        raise NotImplementedError
 
     def _fit_scorer(self) -> None:
         """Learn what `_score` needs from `self.strength` and the profiles."""
@@ -122,13 +132,15 @@ class Recommender:
     def recommend(
         self, policyholders: pl.DataFrame, k: int = 10, exclude_seen: bool = True
     ) -> pl.DataFrame:
-        """Top `k` videos per policyholder of `policyholders` (a frame with policyholder_id; its
-        `language` / `policy_types` columns, if any, override the fitted profiles).
+        """Top `k` videos per distinct policyholder of `policyholders` (a frame with
+        policyholder_id; its `language` / `policy_types` columns, where not null, override the
+        fitted profiles, e.g. for a policyholder who joined after the fit).
 
-        Columns: policyholder_id, rank (1..k), video_id, score, source ('personal' when the
-        policyholder has history, 'popular' otherwise). Only videos in the policyholder's
-        language or English; with `exclude_seen`, none they have viewed before the fit's cut-off.
-        Fewer than `k` rows when fewer videos are allowed.
+        Columns: policyholder_id, rank (1..k), video_id, score (higher is better; its scale is
+        the model's own), source ('personal' when the policyholder has history, 'popular'
+        otherwise). Only videos in the policyholder's language or English; with
+        `exclude_seen`, none they viewed before the fit's cut-off. Fewer than `k` rows when
+        fewer videos are allowed.
         """
         audience = self._audience(policyholders)
         parts = []
@@ -217,18 +229,20 @@ class Recommender:
         )
         ids = frame["policyholder_id"].to_list()
         rows = np.array([self.user_index.get(h, -1) for h in ids], dtype=np.int64)
+        fitted = [self.user_languages[r] if r >= 0 else None for r in rows]
         if "language" in frame.columns:
-            languages = frame["language"].cast(pl.String).to_list()
+            given = frame["language"].cast(pl.String).to_list()
+            languages = [g if g is not None else f for g, f in zip(given, fitted, strict=True)]
         else:
-            languages = [self.user_languages[r] if r >= 0 else None for r in rows]
+            languages = fitted
         if "policy_types" in frame.columns:
             given = frame["policy_types"].to_list()
             types = [
-                list(t) if t is not None else (self.user_policy_types[r] if r >= 0 else [])
+                t if t is not None else (self.user_policy_types[r] if r >= 0 else None)
                 for t, r in zip(given, rows, strict=True)
             ]
         else:
-            types = [self.user_policy_types[r] if r >= 0 else [] for r in rows]
+            types = [self.user_policy_types[r] if r >= 0 else None for r in rows]
         return _Audience(ids=ids, rows=rows, languages=languages, policy_types=types)
 
     def _history(self, rows: np.ndarray, matrix: sp.csr_matrix | None = None) -> np.ndarray:

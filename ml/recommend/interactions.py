@@ -14,8 +14,9 @@ watches more of the ones they like (completion 10% + 70% x affinity). So a view 
 and how far it went says "liked": a view counts 0.5, plus its furthest progress (0 to 1), plus
 0.5 when completed, so 0.5 for a start abandoned at once and 2.0 for a full watch. Repeated views
 add up. `watch_seconds` is not used: the marts know it only for completed views, where
-completion already says it all. Measured on a 120-day scale-tier world, this weighting gives
-NDCG@10 0.1302 against 0.1281 for plain view counts.
+completion already says it all. Measured on a 120-day scale-tier world (see `ml.recommend.model`)
+this weighting gives NDCG@10 0.141 against 0.140 for plain view counts (60 days: 0.122 against
+0.119).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ PUBLISHED = "published"
 def as_text(frame: pl.DataFrame, *columns: str) -> pl.DataFrame:
     """`columns` as strings, whether the database driver gave text or `uuid.UUID` objects."""
     return frame.with_columns(
-        pl.col(c).map_elements(str, return_dtype=pl.String)
+        pl.Series(c, [None if x is None else str(x) for x in frame[c]], dtype=pl.String)
         if frame.schema[c] == pl.Object
         else pl.col(c).cast(pl.String)
         for c in columns

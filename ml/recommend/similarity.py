@@ -1,8 +1,18 @@
-"""The two personal scorers compared: item-item cosine and a truncated SVD of the feedback.
+"""The personal scorers compared: item-item lift (PMI), item-item cosine, truncated SVD.
 
-Both turn a policyholder's row of the (policyholder x video) strength matrix into a score for
+Each turns a policyholder's row of the (policyholder x video) strength matrix into a score for
 every video, `row @ M`, with M a (video x video) matrix learnt from everyone's feedback:
 
+- **pmi** (the default): M is the pointwise mutual information of two views by the same
+  policyholder, log(observed pairs / pairs expected if views were independent), counted within
+  each language group and pooled: a Tamil speaker can only pick Tamil and English videos, so
+  comparing a Tamil and a Hindi video's co-views with what independence predicts overall would
+  read the language filter as a dislike. Observed and expected counts both get `PMI_SMOOTHING`
+  pseudo-pairs, so a pair seen rarely stays near 0 (no evidence) instead of a wild log ratio.
+  The diagonal is the lift of viewing the same video again. Why PMI: if a customer's choice is
+  log-linear in a latent taste (as the simulator's, and most choice models, are), the log odds
+  of a video given the videos viewed are its log popularity plus the sum of their PMIs (naive
+  Bayes over co-views), which is how `ContentRecommender` scores;
 - **item-item**: M is the cosine similarity of the videos' columns (who watched them, how much),
   its diagonal zeroed (a video's own weight is handled apart, see `ContentRecommender`). Videos
   watched by the same people score each other up. Nothing to tune, exact, explainable ("because
@@ -12,18 +22,49 @@ every video, `row @ M`, with M a (video x video) matrix learnt from everyone's f
   more, which should help with little data per policyholder, but it also blurs the taste of
   people with a few views.
 
-Measured on a 120-day scale-tier world (50,000 users, 300 videos, last week held out, blended
-with language popularity as `ContentRecommender` does): item-item NDCG@10 0.130, SVD 0.124 (8
-components; 16 and 32 are worse), so item-item is the default.
+Measured on a 120-day scale-tier world (50,000 users, 300 videos, last week held out, see
+`ContentRecommender` for the numbers): PMI is clearly ahead, cosine and SVD tie.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.decomposition import TruncatedSVD
 
 SVD_COMPONENTS = 8
+PMI_SMOOTHING = 20.0  # pseudo-pairs added to observed and expected co-view counts
+
+
+def language_pmi(
+    views: sp.csr_matrix, user_languages: Sequence[str | None], smoothing: float = PMI_SMOOTHING
+) -> np.ndarray:
+    """(video x video) PMI of two views by one policyholder, within language groups.
+
+    `views`: (policyholder x video) view counts. Observed pairs: every ordered pair of two
+    different view events of one policyholder (so a video watched twice makes one pair with
+    itself each way). Expected pairs in a group: its pairs in total spread by the product of the
+    two videos' shares of the group's views.
+    """
+    n_videos = views.shape[1]
+    observed = np.zeros((n_videos, n_videos))
+    expected = np.zeros((n_videos, n_videos))
+    languages = np.array(list(user_languages), dtype=object)
+    for language in sorted({*languages}, key=lambda lang: (lang is None, lang or "")):
+        group = views[np.flatnonzero(languages == language)].astype(np.float64)
+        per_video = np.asarray(group.sum(axis=0)).ravel()
+        per_user = np.asarray(group.sum(axis=1)).ravel()
+        pairs = float((per_user * (per_user - 1)).sum())
+        if pairs <= 0:
+            continue
+        gram = (group.T @ group).toarray()
+        gram[np.diag_indices(n_videos)] -= per_video
+        share = per_video / per_video.sum()
+        observed += gram
+        expected += pairs * np.outer(share, share)
+    return np.log((observed + smoothing) / (expected + smoothing))
 
 
 def item_cosine(feedback: sp.csr_matrix) -> np.ndarray:

@@ -85,16 +85,6 @@ def holdout_report(
     )
 
 
-def unfitted_copy(model: ContentRecommender) -> ContentRecommender:
-    """A new recommender with `model`'s method and settings, to refit on other data."""
-    return ContentRecommender(
-        method=model.method,
-        self_weight=model.self_weight,
-        popularity_weight=model.popularity_weight,
-        product_filter=model.product_filter,
-    )
-
-
 def fit_for_serving(frames: dict[str, pl.DataFrame], seed: int) -> ContentRecommender:
     """The model refitted on every view, as served."""
     return ContentRecommender().fit(
@@ -127,7 +117,7 @@ def recommender_model(
     if stored is not None:
         # The champion's method and settings, refitted on the same history and measured on the
         # same week: a comparison on equal terms.
-        champion_report = holdout_report(frames, config.seed, model=unfitted_copy(stored.load()))
+        champion_report = holdout_report(frames, config.seed, model=stored.load().unfitted())
         champion_ndcg = champion_report[f"model_ndcg_at_{TOP_K}"]
     popularity = report[f"popularity_ndcg_at_{TOP_K}"]
     decision = promotion_decision(
