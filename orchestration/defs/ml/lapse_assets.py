@@ -35,7 +35,15 @@ from ml.registry import (
     promotion_decision,
 )
 from orchestration.defs.ml.marts import read_marts
-from orchestration.defs.ml.registry_store import champion, register, save_artifact, save_figure
+from orchestration.defs.ml.registry_store import (
+    champion,
+    latest_metrics,
+    register,
+    replace_days,
+    require_champion,
+    save_artifact,
+    save_figure,
+)
 from orchestration.resources import DatabasesResource, LandingResource
 from warehouse import urls
 from warehouse.ml_tables import ensure_ml_tables
@@ -199,15 +207,10 @@ def lapse_model(
     asset=LAPSE_MODEL, description=f"The latest lapse model's test AUC is at least {AUC_FLOOR}."
 )
 def lapse_model_auc_floor(databases: DatabasesResource) -> dg.AssetCheckResult:
-    with psycopg.connect(urls.libpq_url(databases.warehouse)) as conn:
-        row = conn.execute(
-            "SELECT version, metrics FROM ml.model_registry WHERE model_name = %s "
-            "ORDER BY trained_at DESC LIMIT 1",
-            (MODEL_NAME,),
-        ).fetchone()
-    if row is None:
+    latest = latest_metrics(databases.warehouse, MODEL_NAME)
+    if latest is None:
         return dg.AssetCheckResult(passed=False, description="no lapse model registered")
-    version, metrics = row
+    version, metrics = latest
     value = float(metrics.get("test_auc", float("nan")))
     return dg.AssetCheckResult(
         passed=bool(value >= AUC_FLOOR),
@@ -260,19 +263,6 @@ SCORE_COLUMNS = (
 )
 
 
-def replace_scores(warehouse_url: str, days: list[date], scores: pl.DataFrame) -> int:
-    """Replace the rows of `days` in ml.lapse_scores with `scores`, in one transaction."""
-    with psycopg.connect(urls.libpq_url(warehouse_url)) as conn:
-        ensure_ml_tables(conn)
-        conn.execute("DELETE FROM ml.lapse_scores WHERE scored_for = ANY(%s)", (days,))
-        with conn.cursor().copy(
-            f"COPY ml.lapse_scores ({', '.join(SCORE_COLUMNS)}) FROM STDIN"
-        ) as copy:
-            for row in scores.select(SCORE_COLUMNS).iter_rows():
-                copy.write_row(row)
-    return scores.height
-
-
 def build_lapse_scores_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
         key=LAPSE_SCORES,
@@ -287,19 +277,16 @@ def build_lapse_scores_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDe
     def lapse_scores(
         context: dg.AssetExecutionContext, databases: DatabasesResource
     ) -> dg.MaterializeResult:
-        stored = champion(databases.warehouse, MODEL_NAME)
-        if stored is None:
-            raise dg.Failure(
-                "No champion lapse model yet: train one first (the weekly_model_training job, "
-                "or `mitra train`)."
-            )
+        stored = require_champion(databases.warehouse, MODEL_NAME)
         model = stored.load()
         days = scoring_days(context)
         inputs = read_lapse_inputs(databases.warehouse)
         scores = score_days(inputs, model, days).with_columns(
             pl.lit(stored.version).alias("model_version")
         )
-        written = replace_scores(databases.warehouse, days, scores)
+        written = replace_days(
+            databases.warehouse, "lapse_scores", days, scores.select(SCORE_COLUMNS)
+        )
         bands = scores.group_by("risk_band").len()
         return dg.MaterializeResult(
             metadata={

@@ -27,7 +27,14 @@ from ml.recommend import (
 from ml.registry import ModelCard, data_fingerprint, model_version, promotion_decision
 from orchestration.defs.ml.lapse_assets import LAPSE_SCORES, scoring_days
 from orchestration.defs.ml.marts import read_marts
-from orchestration.defs.ml.registry_store import champion, register, save_artifact
+from orchestration.defs.ml.registry_store import (
+    champion,
+    latest_metrics,
+    register,
+    replace_days,
+    require_champion,
+    save_artifact,
+)
 from orchestration.resources import DatabasesResource, LandingResource
 from warehouse import urls
 from warehouse.ml_tables import ensure_ml_tables
@@ -174,16 +181,10 @@ def recommender_model(
     description="The latest recommender's NDCG@10 on its holdout is at least popularity's.",
 )
 def recommender_model_beats_popularity(databases: DatabasesResource) -> dg.AssetCheckResult:
-    with psycopg.connect(urls.libpq_url(databases.warehouse)) as conn:
-        ensure_ml_tables(conn)
-        row = conn.execute(
-            "SELECT version, metrics FROM ml.model_registry WHERE model_name = %s "
-            "ORDER BY trained_at DESC LIMIT 1",
-            (MODEL_NAME,),
-        ).fetchone()
-    if row is None:
+    latest = latest_metrics(databases.warehouse, MODEL_NAME)
+    if latest is None:
         return dg.AssetCheckResult(passed=False, description="no recommender registered")
-    version, metrics = row
+    version, metrics = latest
     model, popular = metrics.get("ndcg_at_10"), metrics.get("popularity_ndcg_at_10")
     ratio = model / popular if model is not None and popular else float("nan")
     return dg.AssetCheckResult(
@@ -238,55 +239,45 @@ def build_content_recommendations_asset(
     def content_recommendations(
         context: dg.AssetExecutionContext, databases: DatabasesResource
     ) -> dg.MaterializeResult:
-        stored = champion(databases.warehouse, MODEL_NAME)
-        if stored is None:
-            raise dg.Failure(
-                "No champion recommender yet: train one first (the weekly_model_training "
-                "job, or `mitra train`)."
-            )
+        stored = require_champion(databases.warehouse, MODEL_NAME)
         model = stored.load()
         frames = read_recommender_inputs(databases.warehouse)
         holders = policyholder_profiles(frames["dim_policyholder"], frames["dim_policy"])
         days = scoring_days(context)
+        for_you = model.recommend(holders.select("policyholder_id"), k=TOP_K).select(
+            pl.lit("for_you").alias("list_name"),
+            "policyholder_id",
+            "rank",
+            "video_id",
+            "score",
+            "source",
+        )
+        per_day = []
         with psycopg.connect(urls.libpq_url(databases.warehouse)) as conn:
             ensure_ml_tables(conn)
-            conn.execute(
-                "DELETE FROM ml.content_recommendations WHERE scored_for = ANY(%s)", (days,)
-            )
-            for_you = model.recommend(holders.select("policyholder_id"), k=TOP_K)
-            written = 0
             for day in days:
-                at_risk = at_risk_customers(conn, day)
-                send_next = model.send_next(at_risk).filter(pl.col("video_id").is_not_null())
-                rows = pl.concat(
-                    [
-                        for_you.select(
-                            pl.lit("for_you").alias("list_name"),
-                            "policyholder_id",
-                            "rank",
-                            "video_id",
-                            "score",
-                            "source",
-                        ),
-                        send_next.select(
-                            pl.lit("send_next").alias("list_name"),
-                            "policyholder_id",
-                            pl.lit(1, dtype=pl.Int32).alias("rank"),
-                            "video_id",
-                            "score",
-                            "source",
-                        ),
-                    ]
-                ).with_columns(
-                    pl.lit(day).alias("scored_for"), pl.lit(stored.version).alias("model_version")
+                send_next = (
+                    model.send_next(at_risk_customers(conn, day))
+                    .filter(pl.col("video_id").is_not_null())
+                    .select(
+                        pl.lit("send_next").alias("list_name"),
+                        "policyholder_id",
+                        pl.lit(1, dtype=pl.Int32).alias("rank"),
+                        "video_id",
+                        "score",
+                        "source",
+                    )
                 )
-                with conn.cursor().copy(
-                    f"COPY ml.content_recommendations ({', '.join(RECOMMENDATION_COLUMNS)}) "
-                    "FROM STDIN"
-                ) as copy:
-                    for row in rows.select(RECOMMENDATION_COLUMNS).iter_rows():
-                        copy.write_row(row)
-                written += rows.height
+                per_day.append(
+                    pl.concat([for_you, send_next]).with_columns(pl.lit(day).alias("scored_for"))
+                )
+        rows = pl.concat(per_day).with_columns(pl.lit(stored.version).alias("model_version"))
+        written = replace_days(
+            databases.warehouse,
+            "content_recommendations",
+            days,
+            rows.select(RECOMMENDATION_COLUMNS),
+        )
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": written,

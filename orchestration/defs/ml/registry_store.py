@@ -16,15 +16,18 @@ import os
 import pickle  # our own artifacts, verified by SHA-256 before loading
 import tempfile
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from ml.registry import ModelCard, PromotionDecision
 from warehouse import urls
-from warehouse.ml_tables import ensure_ml_tables
+from warehouse.ml_tables import ML_SCHEMA, ensure_ml_tables
 
 ARTIFACT_FOLDER = "models"
 
@@ -141,3 +144,47 @@ def champion(warehouse_url: str, model_name: str) -> StoredModel | None:
     if row is None:
         return None
     return StoredModel(row, Path(row["artifact_path"]), row["artifact_sha256"])
+
+
+def require_champion(warehouse_url: str, model_name: str) -> StoredModel:
+    """The champion of `model_name`; a run that needs one fails with what to do when there is
+    none yet."""
+    import dagster as dg
+
+    stored = champion(warehouse_url, model_name)
+    if stored is None:
+        raise dg.Failure(
+            f"No champion {model_name} model yet: train one first (the weekly_model_training "
+            "job, or `mitra train`)."
+        )
+    return stored
+
+
+def latest_metrics(warehouse_url: str, model_name: str) -> tuple[str, dict[str, Any]] | None:
+    """Version and metrics of the most recently trained `model_name` (promoted or not)."""
+    with psycopg.connect(urls.libpq_url(warehouse_url)) as conn:
+        ensure_ml_tables(conn)
+        row = conn.execute(
+            "SELECT version, metrics FROM ml.model_registry WHERE model_name = %s "
+            "ORDER BY trained_at DESC LIMIT 1",
+            (model_name,),
+        ).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+def replace_days(warehouse_url: str, table: str, days: list[date], rows: pl.DataFrame) -> int:
+    """Replace the rows of `days` (column `scored_for`) in `ml.<table>` with `rows` (columns
+    named as the table's), in one transaction: a rerun of a day gives the same table. Sent as
+    one CSV COPY (the table's uuid and jsonb columns take text; the binary COPY of
+    `warehouse.bulk` would need their binary forms)."""
+    target = sql.Identifier(ML_SCHEMA, table)
+    with psycopg.connect(urls.libpq_url(warehouse_url)) as conn:
+        ensure_ml_tables(conn)
+        conn.execute(sql.SQL("DELETE FROM {} WHERE scored_for = ANY(%s)").format(target), (days,))
+        if rows.height:
+            statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+                target, sql.SQL(", ").join(sql.Identifier(c) for c in rows.columns)
+            )
+            with conn.cursor().copy(statement) as copy:
+                copy.write(rows.write_csv(include_header=False))
+    return rows.height
