@@ -9,10 +9,36 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
 _log = logging.getLogger(__name__)
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details; members beyond these (`errors`, `checks`, `rejected`) may
+    appear."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+
+
+def PROBLEM_RESPONSES(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for the error statuses an operation may answer."""
+    return {
+        code: {
+            "description": HTTPStatus(code).phrase,
+            "model": Problem,
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for code in statuses
+    }
 
 
 def problem(

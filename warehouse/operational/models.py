@@ -288,6 +288,56 @@ class UserPermission(TimestampsMixin, Base):
     user: Mapped[User] = relationship(back_populates="permissions", foreign_keys=[user_id])
 
 
+class OtpChallenge(TimestampsMixin, Base):
+    """One one-time password sent to a phone for sign-in.
+
+    The code is stored only as an HMAC keyed with the server's secret: a 6-digit code has a
+    million values, so a plain hash would be reversed instantly from a leaked table. Rows are
+    kept (consumed or expired) because the sign-in rate limits count them per phone and per
+    client address.
+    """
+
+    __tablename__ = "otp_challenges"
+    __table_args__ = (
+        CheckConstraint(f"phone ~ '{E164_PATTERN}'", name="phone_e164"),
+        CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+        Index(None, "phone", "created_at"),
+        Index(None, "ip_address", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    phone: Mapped[str] = mapped_column(comment="E.164")
+    code_hash: Mapped[str] = mapped_column(comment="hex HMAC-SHA256 of the code")
+    expires_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))
+    consumed_at: Mapped[datetime | None]
+    ip_address: Mapped[str | None] = mapped_column(INET())
+
+
+class IdempotencyKey(CreatedAtMixin, Base):
+    """The stored answer to a creating POST sent with an `Idempotency-Key` header.
+
+    Written in the same transaction as the row it created, so a retry either finds the answer
+    or (if the first attempt rolled back) creates the row itself; never both.
+    """
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        PrimaryKeyConstraint("user_id", "key"),
+        Index(None, "expires_at"),
+    )
+
+    user_id: Mapped[uuid.UUID]
+    key: Mapped[str]
+    method: Mapped[str]
+    path: Mapped[str]
+    request_hash: Mapped[str] = mapped_column(comment="hex SHA-256 of the request body")
+    status_code: Mapped[int] = mapped_column(SmallInteger)
+    response_body: Mapped[dict[str, Any]] = mapped_column(JSONB())
+    response_headers: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    expires_at: Mapped[datetime]
+
+
 # --------------------------------------------------------------------------- tenants and people
 
 
@@ -758,5 +808,5 @@ class AuditLog(CreatedAtMixin, Base):
 
 # Tables the product writes but never updates in place (no `updated_at`, no trigger).
 APPEND_ONLY_TABLES: frozenset[str] = frozenset(
-    {"audit_logs", "whatsapp_outbound", "customer_analytics"}
+    {"audit_logs", "whatsapp_outbound", "customer_analytics", "idempotency_keys"}
 )

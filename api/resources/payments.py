@@ -1,0 +1,48 @@
+"""A policy's premium payments (`GET /v1/policies/{id}/premium-payments`), read-only: dues are
+created by the insurer's systems and paid through payment channels, not through this API."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from api.db import scoped_session
+from api.deps import EnginesDep
+from api.problems import PROBLEM_RESPONSES
+from api.resources.catalogue import POLICIES
+from api.resources.crud import json_response, visible
+from api.schemas.resources import PremiumPaymentRead
+from api.security.deps import roles
+from api.security.tokens import Principal
+from warehouse.operational.models import PremiumPayment
+
+router = APIRouter(prefix="/v1/policies", tags=["policies"])
+
+
+class PremiumPayments(BaseModel):
+    items: list[PremiumPaymentRead]
+
+
+@router.get(
+    "/{policy_id}/premium-payments",
+    summary="A policy's premium instalments",
+    response_model=PremiumPayments,
+    responses=PROBLEM_RESPONSES(401, 403, 404, 422),
+)
+def premium_payments(
+    policy_id: uuid.UUID,
+    principal: Annotated[Principal, Depends(roles(*POLICIES.readers))],
+    engines: EnginesDep,
+) -> Response:
+    """Every instalment of the policy in due-date order (a policy has at most a few hundred)."""
+    with scoped_session(engines.operational, principal) as session:
+        visible(session, POLICIES, principal, policy_id, for_write=False)
+        rows = session.scalars(
+            select(PremiumPayment)
+            .where(PremiumPayment.policy_id == policy_id)
+            .order_by(PremiumPayment.due_date)
+        )
+        items = [PremiumPaymentRead.model_validate(r).model_dump(mode="json") for r in rows]
+    return json_response({"items": items})

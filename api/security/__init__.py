@@ -1,0 +1,1 @@
+"""Authentication (OTP, tokens) and authorisation (principal, roles, permissions) of the API."""
