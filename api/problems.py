@@ -89,3 +89,30 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unhandled_error)
+
+
+def document_body_problems(app: FastAPI) -> None:
+    """Every operation that takes a body may answer 400 (the body is not parseable JSON, which
+    FastAPI reports before validation): say so once in the OpenAPI document, not per route."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec = build()
+        for methods in spec.get("paths", {}).values():
+            for operation in methods.values():
+                if "requestBody" in operation:
+                    operation["responses"].setdefault(
+                        "400",
+                        {
+                            "description": "the body could not be parsed",
+                            "content": {
+                                PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}
+                            },
+                        },
+                    )
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Development values for the secrets. They make `make demo` work with no set-up and are refused
 # when MITRA_ENV=production, so a forgotten variable can never ship a guessable key.
 DEV_SECRETS: dict[str, str] = {
-    "jwt_secret": "dev-jwt-secret-change-me",
+    "jwt_secret": "dev-jwt-secret-change-me-not-for-production",
     "whatsapp_app_secret": "dev-whatsapp-app-secret",
     "whatsapp_verify_token": "dev-whatsapp-verify-token",
     "pii_key": "dev-pii-key-change-me",
@@ -31,6 +31,9 @@ SECRET_ENV_NAMES: dict[str, str] = {
     "whatsapp_verify_token": "WHATSAPP_VERIFY_TOKEN",
     "pii_key": "MITRA_PII_KEY",
 }
+
+# RFC 7518 §3.2: an HS256 key must be at least as long as the hash output.
+MIN_JWT_SECRET_BYTES = 32
 
 Environment = Literal["development", "test", "production"]
 
@@ -112,6 +115,8 @@ class Settings(BaseSettings):
             for name, dev_value in DEV_SECRETS.items()
             if getattr(self, name).get_secret_value() in ("", dev_value)
         ]
+        if len(self.jwt_secret.get_secret_value().encode()) < MIN_JWT_SECRET_BYTES:
+            weak.append(f"MITRA_JWT_SECRET (at least {MIN_JWT_SECRET_BYTES} bytes for HS256)")
         if weak:
             raise ValueError(
                 "MITRA_ENV=production refuses the development secrets; set "

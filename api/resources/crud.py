@@ -36,7 +36,6 @@ from warehouse.operational.enums import UserRole
 from warehouse.operational.models import IdempotencyKey
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
-IDEMPOTENCY_PK = "pk_idempotency_keys"
 
 Scope = Callable[[Any, Principal, bool], list[ColumnElement[bool]]]
 Prepare = Callable[[Session, Principal, dict[str, Any]], dict[str, Any]]
@@ -381,9 +380,9 @@ def _create(
                 )
                 session.flush()
     except IntegrityError as exc:
-        diag = getattr(getattr(exc, "orig", None), "diag", None)
-        if key is not None and getattr(diag, "constraint_name", None) == IDEMPOTENCY_PK:
-            # A concurrent request with this key committed first: answer as it did.
+        if key is not None:
+            # A concurrent request with this key may have committed first (we waited on its row
+            # or on its key): then answer as it did.
             stored = _stored_answer(engines, principal, key, digest, path)
             if stored is not None:
                 return stored

@@ -108,26 +108,50 @@ def _tenant(session: Session, code: str) -> Tenant:
             resource_id=pid,
         )
     )
-    agent = Agent(provider_id=pid, user_id=agent_user.id, agent_code=f"{code}-000001",
-                  status=AgentStatus.ACTIVE, territory="north")
-    other = Agent(provider_id=pid, user_id=other_user.id, agent_code=f"{code}-000002",
-                  status=AgentStatus.ACTIVE, territory="north")
+    agent = Agent(
+        provider_id=pid,
+        user_id=agent_user.id,
+        agent_code=f"{code}-000001",
+        status=AgentStatus.ACTIVE,
+        territory="north",
+    )
+    other = Agent(
+        provider_id=pid,
+        user_id=other_user.id,
+        agent_code=f"{code}-000002",
+        status=AgentStatus.ACTIVE,
+        territory="north",
+    )
     session.add_all([agent, other])
     session.flush()
-    holder = Policyholder(provider_id=pid, agent_id=agent.id, user_id=holder_user.id,
-                          customer_code=f"{code}-C1", full_name="Asha Rao", phone=new_phone())
-    other_holder = Policyholder(provider_id=pid, agent_id=other.id, customer_code=f"{code}-C2",
-                                full_name="Ravi Kumar")
+    holder = Policyholder(
+        provider_id=pid,
+        agent_id=agent.id,
+        user_id=holder_user.id,
+        customer_code=f"{code}-C1",
+        full_name="Asha Rao",
+        phone=new_phone(),
+    )
+    other_holder = Policyholder(
+        provider_id=pid, agent_id=other.id, customer_code=f"{code}-C2", full_name="Ravi Kumar"
+    )
     session.add_all([holder, other_holder])
     session.flush()
 
     def policy(holder_row: Policyholder, number: str) -> InsurancePolicy:
         return InsurancePolicy(
-            provider_id=pid, policyholder_id=holder_row.id, agent_id=holder_row.agent_id,
-            policy_number=number, policy_type=PolicyType.ENDOWMENT, plan_name="Jeevan",
-            sum_assured=Decimal("500000"), premium_amount=Decimal("2500"),
-            premium_mode=PremiumMode.MONTHLY, policy_term_years=20,
-            premium_paying_term_years=15, issue_date=date(2025, 1, 10),
+            provider_id=pid,
+            policyholder_id=holder_row.id,
+            agent_id=holder_row.agent_id,
+            policy_number=number,
+            policy_type=PolicyType.ENDOWMENT,
+            plan_name="Jeevan",
+            sum_assured=Decimal("500000"),
+            premium_amount=Decimal("2500"),
+            premium_mode=PremiumMode.MONTHLY,
+            policy_term_years=20,
+            premium_paying_term_years=15,
+            issue_date=date(2025, 1, 10),
             status=PolicyStatus.ACTIVE,
         )
 
@@ -135,23 +159,48 @@ def _tenant(session: Session, code: str) -> Tenant:
     session.add_all([mine, theirs])
     session.flush()
     for n in range(1, 4):
-        session.add(PremiumPayment(provider_id=pid, policy_id=mine.id,
-                                   due_date=date(2025, n, 10), amount=Decimal("2500"),
-                                   premium_mode=PremiumMode.MONTHLY, installment_number=n))
-    video = VideoContent(provider_id=pid, title="Why term insurance", category="term_basics",
-                         url="https://videos.example/1", status=VideoStatus.PUBLISHED)
-    template = WhatsAppTemplate(provider_id=pid, name="premium_reminder", language="en",
-                                category=WhatsAppTemplateCategory.UTILITY,
-                                body="Your premium of {{1}} is due on {{2}}.")
-    knowledge = ChatbotKnowledgeBase(provider_id=pid, category="claims",
-                                     question="How do I claim?", answer="Call your agent.")
+        session.add(
+            PremiumPayment(
+                provider_id=pid,
+                policy_id=mine.id,
+                due_date=date(2025, n, 10),
+                amount=Decimal("2500"),
+                premium_mode=PremiumMode.MONTHLY,
+                installment_number=n,
+            )
+        )
+    video = VideoContent(
+        provider_id=pid,
+        title="Why term insurance",
+        category="term_basics",
+        url="https://videos.example/1",
+        status=VideoStatus.PUBLISHED,
+    )
+    template = WhatsAppTemplate(
+        provider_id=pid,
+        name="premium_reminder",
+        language="en",
+        category=WhatsAppTemplateCategory.UTILITY,
+        body="Your premium of {{1}} is due on {{2}}.",
+    )
+    knowledge = ChatbotKnowledgeBase(
+        provider_id=pid, category="claims", question="How do I claim?", answer="Call your agent."
+    )
     session.add_all([video, template, knowledge])
     session.flush()
     return Tenant(
-        provider_id=pid, admin_user=admin.id, agent_user=agent_user.id, agent_id=agent.id,
-        other_agent_id=other.id, holder_user=holder_user.id, holder_id=holder.id,
-        policy_id=mine.id, other_agents_policy_id=theirs.id, video_id=video.id,
-        template_id=template.id, knowledge_id=knowledge.id,
+        provider_id=pid,
+        admin_user=admin.id,
+        agent_user=agent_user.id,
+        agent_id=agent.id,
+        other_agent_id=other.id,
+        holder_user=holder_user.id,
+        holder_id=holder.id,
+        policy_id=mine.id,
+        other_agents_policy_id=theirs.id,
+        video_id=video.id,
+        template_id=template.id,
+        knowledge_id=knowledge.id,
     )
 
 
@@ -174,8 +223,9 @@ def world(owner_engine: Engine) -> World:
     with Session(owner_engine) as session, session.begin():
         a, b = _tenant(session, "TENA"), _tenant(session, "TENB")
         super_user = _user(session, UserRole.SUPER_ADMIN).id
-        shared = ChatbotKnowledgeBase(category="app", question="How do I sign in?",
-                                      answer="With a code sent to your phone.")
+        shared = ChatbotKnowledgeBase(
+            category="app", question="How do I sign in?", answer="With a code sent to your phone."
+        )
         session.add(shared)
         session.flush()
         return World(a=a, b=b, super_user=super_user, shared_knowledge_id=shared.id)
@@ -203,8 +253,12 @@ class Api:
 
 
 @pytest.fixture(scope="session")
-def api(api_database: str, warehouse_url: str, owner_engine: Engine,
-        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+def api(
+    api_database: str,
+    warehouse_url: str,
+    owner_engine: Engine,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Api]:
     settings = Settings(
         operational_url=api_database,
         warehouse_url=warehouse_url,
