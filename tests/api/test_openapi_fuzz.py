@@ -62,7 +62,7 @@ def test_operation_keeps_its_contract(api: Api, world: World, method: str, path:
         derandomize=True,  # the same cases every run: a failure here is reproducible
         database=None,
     )
-    def run(case) -> None:  # noqa: ANN001 (schemathesis' Case)
+    def run(case) -> None:  # case: schemathesis' Case
         sent = {**headers, **(case.headers or {})}
         case.call_and_validate(base_url=api.base, headers=sent, checks=CHECKS)
 

@@ -164,22 +164,24 @@ def test_the_database_refuses_another_tenant_when_the_query_forgets(api: Api, wo
     assert tenants == {a.provider_id} and payments == {a.provider_id}
     assert changed == 0 and foreign is None
     assert role == "mitra_api"
-    with pytest.raises(ProgrammingError, match="row-level security"):
-        with scoped_session(api.engine, agent) as session:
-            session.add(
-                Policyholder(
-                    provider_id=b.provider_id,
-                    agent_id=b.agent_id,
-                    customer_code="RLS-1",
-                    full_name="Nobody",
-                )
+    with (
+        pytest.raises(ProgrammingError, match="row-level security"),
+        scoped_session(api.engine, agent) as session,
+    ):
+        session.add(
+            Policyholder(
+                provider_id=b.provider_id,
+                agent_id=b.agent_id,
+                customer_code="RLS-1",
+                full_name="Nobody",
             )
-            session.flush()
-    with pytest.raises(ProgrammingError, match="permission denied"):
-        with scoped_session(api.engine, agent) as session:  # no DELETE grant at all
-            session.execute(
-                text("DELETE FROM insurance_policies WHERE id = :i"), {"i": a.policy_id}
-            )
+        )
+        session.flush()
+    with (
+        pytest.raises(ProgrammingError, match="permission denied"),
+        scoped_session(api.engine, agent) as session,  # no DELETE grant at all
+    ):
+        session.execute(text("DELETE FROM insurance_policies WHERE id = :i"), {"i": a.policy_id})
     nobody = None
     with scoped_session(api.engine, nobody) as session:  # no tenant set: nothing visible
         assert session.scalar(text("SELECT count(*) FROM insurance_policies")) == 0
@@ -390,3 +392,27 @@ def test_irdai_licence_is_validated(api: Api, world: World) -> None:
     assert bad.status_code == 422
     assert good.status_code == 201, good.text
     assert good.json()["provider_id"] == str(world.a.provider_id)
+
+
+def test_every_tenant_table_has_row_level_security(api: Api) -> None:
+    """A new table with a `provider_id` must come with its policies (see migration 0002)."""
+    with api.engine.connect() as conn:
+        unprotected = (
+            conn.execute(
+                text(
+                    "SELECT c.relname FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid"
+                    " WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')"
+                    " AND a.attname = 'provider_id' AND NOT c.relispartition"
+                    " AND (NOT c.relrowsecurity OR NOT EXISTS"
+                    "  (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid))"
+                    " AND c.relname <> 'insurance_providers'"
+                )
+            )
+            .scalars()
+            .all()
+        )
+        owns_nothing = conn.execute(
+            text("SELECT count(*) FROM pg_class WHERE relowner = 'mitra_api'::regrole")
+        ).scalar_one()
+    assert unprotected == []
+    assert owns_nothing == 0
