@@ -59,7 +59,7 @@ STAMPS = {  # platform -> a line that starts a message or notice
 }
 _STAMP_FIELDS = ("d1", "d2", "y", "h", "mi", "s", "ap", "rest")
 _SENDER = r"^(?P<sender>[^:]{1,100}?): (?P<body>.*)$"
-_FILE_NAME = re.compile(r"^WhatsApp Chat (?:with|-) (?P<name>.+?)(?: \(\d+\))?\.(?:txt|zip)$")
+EXPORT_FILE_NAME = re.compile(r"^WhatsApp Chat (?:with|-) (?P<name>.+?)(?: \(\d+\))?\.(?:txt|zip)$")
 _UNSAFE = re.compile(r'[<>:"/\\|?*\x00-\x1f]')
 
 LRM = "\u200e"
@@ -173,7 +173,7 @@ def _to_utc(local: pl.Expr) -> pl.Expr:
 # --------------------------------------------------------------------------- who and what
 
 
-def _safe_name(name: str) -> str:
+def safe_contact_name(name: str) -> str:
     """A contact name as phones put it into a file name (unsafe characters become "_")."""
     return _UNSAFE.sub("_", name).strip(" .")
 
@@ -181,11 +181,11 @@ def _safe_name(name: str) -> str:
 def _counterpart(file_name: str, records: pl.DataFrame) -> str | None:
     """The customer's name as the file shows it: from `WhatsApp Chat with <name>.txt`, else from
     the iOS notices, which are attributed to the chat's name."""
-    match = _FILE_NAME.match(file_name.rsplit("/", 1)[-1])
+    match = EXPORT_FILE_NAME.match(file_name.rsplit("/", 1)[-1])
     if match:
         return match.group("name")
     notices = records.filter(pl.col("sender").is_not_null() & pl.col("is_system"))
-    return _safe_name(notices["sender"][0]) if notices.height else None
+    return safe_contact_name(notices["sender"][0]) if notices.height else None
 
 
 def _directions(records: pl.DataFrame, counterpart: str | None) -> dict[str, str]:
@@ -194,7 +194,7 @@ def _directions(records: pl.DataFrame, counterpart: str | None) -> dict[str, str
     if counterpart is None:
         return {}
     senders = records.filter(~pl.col("is_system"))["sender"].unique().to_list()
-    out = {s: "inbound" for s in senders if _safe_name(s) == counterpart}
+    out = {s: "inbound" for s in senders if safe_contact_name(s) == counterpart}
     others = [s for s in senders if s not in out]
     if len(others) == 1:
         out[others[0]] = "outbound"

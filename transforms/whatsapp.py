@@ -226,7 +226,7 @@ def _lines(data: bytes) -> Iterator[tuple[int, bytes]]:
             yield number, line.rstrip(b"\r")
 
 
-def _signature_ok(raw: bytes, header: object, app_secret: bytes) -> bool:
+def signature_ok(raw: bytes, header: object, app_secret: bytes) -> bool:
     """Constant-time check of `sha256=<hex>` against HMAC-SHA256(app_secret, raw)."""
     if not isinstance(header, str):
         return False
@@ -263,7 +263,7 @@ def _parse_line(
         raw = delivery["body"].encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate: not bytes Meta could have signed
         raise _Rejected(BAD_SIGNATURE) from None
-    if not _signature_ok(raw, delivery.get("signature"), app_secret):
+    if not signature_ok(raw, delivery.get("signature"), app_secret):
         raise _Rejected(BAD_SIGNATURE)
     received_at = _received_at_us(delivery.get("received_at"))
     try:

@@ -49,6 +49,24 @@ class _Read(BaseModel):
 
 
 class AgentCreate(_Body):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "phone": "+919812345678",
+                    "full_name": "Suresh Patil",
+                    "agent_code": "LIC-000123",
+                    "irdai_license_number": "IRDAI/LIC-000123",
+                    "territory": "Pune West",
+                    "state": "Maharashtra",
+                    "city": "Pune",
+                    "pincode": "411001",
+                    "preferred_languages": ["mr", "hi"],
+                }
+            ]
+        }
+    )
+
     phone: IndianMobile = Field(description="the agent's mobile: their sign-in")
     full_name: ShortText
     agent_code: str = Field(min_length=2, max_length=32, pattern=r"^[A-Z0-9][A-Z0-9-]*$")
@@ -96,6 +114,22 @@ class AgentRead(_Read):
 
 
 class PolicyholderCreate(_Body):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "customer_code": "C-10023",
+                    "full_name": "Asha Rao",
+                    "phone": "+919876543210",
+                    "pan": "ABCDE1234F",
+                    "pincode": "560001",
+                    "preferred_language": "kn",
+                    "whatsapp_opt_in": True,
+                }
+            ]
+        }
+    )
+
     customer_code: str = Field(min_length=1, max_length=64)
     full_name: ShortText
     phone: IndianMobile | None = None
@@ -160,6 +194,25 @@ class PolicyholderRead(_Read):
 
 
 class PolicyCreate(_Body):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "policyholder_id": "0b7c6f9e-6f1e-4f37-9a55-2f0f3c9b8d11",
+                    "policy_number": "LIC-94512345",
+                    "policy_type": "endowment",
+                    "plan_name": "Jeevan Anand",
+                    "sum_assured": "500000.00",
+                    "premium_amount": "2450.00",
+                    "premium_mode": "monthly",
+                    "policy_term_years": 20,
+                    "premium_paying_term_years": 15,
+                    "issue_date": "2026-04-01",
+                }
+            ]
+        }
+    )
+
     policyholder_id: uuid.UUID
     policy_number: str = Field(min_length=1, max_length=64)
     policy_type: PolicyType
@@ -225,6 +278,22 @@ class PremiumPaymentRead(_Read):
 
 
 class VideoCreate(_Body):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "title": "What is a grace period?",
+                    "category": "premium_basics",
+                    "language": "hi",
+                    "duration_seconds": 95,
+                    "url": "https://videos.example/grace-period-hi.mp4",
+                    "policy_types": ["endowment", "term"],
+                    "status": "published",
+                }
+            ]
+        }
+    )
+
     title: ShortText
     description: str | None = Field(None, max_length=4000)
     category: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")
@@ -264,6 +333,20 @@ class VideoRead(_Read):
 
 
 class KnowledgeCreate(_Body):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "category": "premiums",
+                    "question": "What happens if I miss a premium?",
+                    "answer": "30 days of grace (15 if monthly) to pay and keep cover.",
+                    "keywords": ["grace", "missed", "premium"],
+                    "language": "en",
+                }
+            ]
+        }
+    )
+
     category: str = Field(min_length=1, max_length=64)
     question: LongText
     answer: LongText
@@ -294,6 +377,20 @@ class KnowledgeRead(_Read):
 
 
 class TemplateCreate(_Body):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "premium_due_reminder",
+                    "language": "hi",
+                    "category": "utility",
+                    "body": "नमस्ते {{1}}, आपकी पॉलिसी {{2}} का प्रीमियम {{3}} को देय है।",
+                    "variables": ["name", "policy_number", "due_date"],
+                }
+            ]
+        }
+    )
+
     name: str = Field(min_length=1, max_length=512, pattern=r"^[a-z0-9_]+$")
     language: str = Field(pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$", examples=["en", "hi", "en_US"])
     category: WhatsAppTemplateCategory

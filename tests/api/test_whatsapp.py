@@ -212,7 +212,7 @@ def test_the_verification_handshake(settings: Settings, base: str) -> None:
 
 # --------------------------------------------------------------------------- chat exports
 
-AGENT_NAME, CUSTOMER = "Ramesh Kulkarni", "Asha Verma"
+AGENT_NAME, CUSTOMER, HINDI_CUSTOMER = "Ramesh Kulkarni", "Asha Verma", "आशा वर्मा"
 ANDROID = (
     "14/03/25, 10:02 - Messages and calls are end-to-end encrypted. Only people in this chat can"
     " read, listen to, or share them. Learn more.\n"
@@ -223,10 +223,10 @@ ANDROID = (
     f"15/03/25, 18:05 - {AGENT_NAME}: Payment received. Receipt will come by SMS.\n"
 )
 IOS = (
-    f"[14/03/25, 10:02:11] {CUSTOMER}: \u200eMessages and calls are end-to-end encrypted.\n"
+    f"[14/03/25, 10:02:11] {HINDI_CUSTOMER}: \u200eMessages and calls are end-to-end encrypted.\n"
     f"[14/03/25, 10:15:40] {AGENT_NAME}: Hello Asha ji, your premium is due.\n"
-    f"[14/03/25, 10:21:03] {CUSTOMER}: ठीक है 👍\n"
-    f"\u200e[14/03/25, 10:22:09] {CUSTOMER}: \u200eimage omitted\n"
+    f"[14/03/25, 10:21:03] {HINDI_CUSTOMER}: ठीक है 👍\n"
+    f"\u200e[14/03/25, 10:22:09] {HINDI_CUSTOMER}: \u200eimage omitted\n"
 )
 
 
@@ -247,6 +247,16 @@ def _zip(members: dict[str, bytes]) -> bytes:
         for name, data in members.items():
             archive.writestr(name, data)
     return buffer.getvalue()
+
+
+def _encrypted_zip() -> bytes:
+    """A zip whose member says it is encrypted (general purpose flag bit 0), as phones never
+    make them: zipfile refuses to read it without a password."""
+    data = bytearray(_zip({"_chat.txt": ANDROID.encode()}))
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = data.find(signature) + offset
+        data[at] |= 1
+    return bytes(data)
 
 
 def _upload(
@@ -288,10 +298,11 @@ def test_a_txt_export_lands_under_a_name_the_parser_reads(settings: Settings, ba
 def test_zip_exports_from_ios_and_android(settings: Settings, base: str) -> None:
     headers = _agent(settings)
     ios = _zip({"_chat.txt": IOS.encode(), "00000003-PHOTO-2025-03-14-10-22-09.jpg": b"\xff" * 64})
-    response = _upload(base, headers, f"WhatsApp Chat - {CUSTOMER}.zip", ios, "application/zip")
+    name = f"WhatsApp Chat - {HINDI_CUSTOMER}.zip"
+    response = _upload(base, headers, name, ios, "application/zip")
     path, text = _stored_export(settings, response)
     assert text == IOS
-    assert STORED_EXPORT.match(path.name).group("name") == CUSTOMER
+    assert STORED_EXPORT.match(path.name).group("name") == HINDI_CUSTOMER
     parsed = parse_chat_export(text, path.name, _day(path), _pii(settings))
     assert parsed.messages["direction"].to_list() == ["outbound", "inbound", "inbound"]
 
@@ -328,12 +339,16 @@ def test_bad_uploads_are_4xx_problems(settings: Settings, base: str) -> None:
         ("export.zip", _zip({"photo.jpg": b"\xff" * 10}), 422),
         ("export.zip", _zip({"a.txt": b"x", "b.txt": b"y"}), 422),
         ("export.zip", bomb, 413),
+        ("export.zip", _encrypted_zip(), 422),
+        ("export.zip", _zip({"_chat.txt": ANDROID.encode() * 50})[:400], 422),  # truncated
         ("photo.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 100, 415),
     ]
     for name, data, expected in cases:
         response = _upload(base, headers, name, data, "application/octet-stream")
         assert response.status_code == expected, (name, response.text)
         assert response.headers["content-type"] == "application/problem+json"
+    huge = _upload(base, headers, "WhatsApp Chat with A.txt", b"x" * (33 << 20))
+    assert huge.status_code == 413
     no_file = httpx.post(f"{base}/v1/whatsapp/exports", data={"x": "1"}, headers=headers)
     assert no_file.status_code == 422
     holder = _upload(base, _agent(settings, UserRole.POLICYHOLDER), "a.txt", ANDROID.encode())
