@@ -1,5 +1,5 @@
 """What the intake routes (events, WhatsApp webhook, chat exports) share: bodies read with a size
-limit, and the OpenAPI description of their problem+json errors.
+limit.
 
 Why limits are enforced here and not left to a proxy: the API is the one place that knows each
 route's limit, and a body must be refused *before* it is held in memory or parsed. A declared
@@ -9,13 +9,8 @@ one (chunked) is counted while it streams and refused as soon as it passes the l
 
 from __future__ import annotations
 
-from http import HTTPStatus
-from typing import Any
-
 from fastapi import HTTPException, Request, status
 from starlette.types import Message
-
-from api.problems import PROBLEM_JSON
 
 MB = 1 << 20
 
@@ -61,39 +56,3 @@ def limited_request(request: Request, max_bytes: int) -> Request:
         return message
 
     return Request(request.scope, receive)
-
-
-# --------------------------------------------------------------------------- OpenAPI
-
-PROBLEM_SCHEMA: dict[str, Any] = {
-    "title": "Problem",
-    "description": "RFC 9457 problem details.",
-    "type": "object",
-    "required": ["type", "title", "status"],
-    "properties": {
-        "type": {"type": "string", "example": "about:blank"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "instance": {"type": "string"},
-    },
-    "additionalProperties": True,
-}
-
-
-def problem_response(description: str, detail: str, code: int, **extra: Any) -> dict[str, Any]:
-    """One entry of a route's `responses`: an error documented as problem+json with an example."""
-    example = {"type": "about:blank", "title": HTTPStatus(code).phrase, "status": code}
-    example |= {"detail": detail, **extra}
-    return {
-        "description": description,
-        "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA, "example": example}},
-    }
-
-
-def problem_responses(errors: dict[int, tuple[str, str]]) -> dict[int | str, dict[str, Any]]:
-    """`responses=` for a route from `{status: (when it happens, example detail)}`."""
-    return {
-        code: problem_response(description, detail, code)
-        for code, (description, detail) in errors.items()
-    }

@@ -9,36 +9,49 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
 _log = logging.getLogger(__name__)
 
 
-class Problem(BaseModel):
-    """RFC 9457 problem details; members beyond these (`errors`, `checks`, `rejected`) may
-    appear."""
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details; other members (errors, checks, rejected) may appear.",
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string", "example": "about:blank"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+    },
+    "additionalProperties": True,
+}
 
-    model_config = ConfigDict(extra="allow")
 
-    type: str = "about:blank"
-    title: str
-    status: int
-    detail: str | None = None
-    instance: str | None = None
-
-
-def PROBLEM_RESPONSES(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` entries for the error statuses an operation may answer."""
+def problem_response(
+    code: int, description: str | None = None, detail: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """One entry of a route's `responses`: an error documented as problem+json with an example."""
+    example: dict[str, Any] = {"type": "about:blank", "title": HTTPStatus(code).phrase}
+    example |= {"status": code, "detail": detail or HTTPStatus(code).description, **extra}
     return {
-        code: {
-            "description": HTTPStatus(code).phrase,
-            "model": Problem,
-            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-        }
-        for code in statuses
+        "description": description or HTTPStatus(code).phrase,
+        "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA, "example": example}},
     }
+
+
+def problem_responses(
+    *codes: int, explained: dict[int, tuple[str, str]] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route: the statuses in `codes` with their standard wording, and those in
+    `explained` as `{status: (when it happens, example detail)}`."""
+    responses: dict[int | str, dict[str, Any]] = {code: problem_response(code) for code in codes}
+    for code, (description, detail) in (explained or {}).items():
+        responses[code] = problem_response(code, description, detail)
+    return responses
 
 
 def problem(
@@ -105,12 +118,11 @@ def document_body_problems(app: FastAPI) -> None:
                 if "requestBody" in operation:
                     operation["responses"].setdefault(
                         "400",
-                        {
-                            "description": "the body could not be parsed",
-                            "content": {
-                                PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}
-                            },
-                        },
+                        problem_response(
+                            400,
+                            "the body could not be parsed",
+                            "There was an error parsing the body",
+                        ),
                     )
         app.openapi_schema = spec
         return spec

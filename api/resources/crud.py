@@ -27,7 +27,7 @@ from api import audit
 from api.context import RequestContext, RequestContextDep
 from api.db import scoped_session
 from api.deps import EnginesDep
-from api.problems import PROBLEM_RESPONSES
+from api.problems import problem_responses
 from api.resources.paging import DEFAULT_LIMIT, MAX_LIMIT, after_cursor, encode_cursor
 from api.resources.versions import check_if_match, etag_of, request_hash
 from api.security.deps import roles
@@ -197,7 +197,7 @@ def crud_router(resource: Resource) -> APIRouter:
         "",
         summary=f"List {resource.path}",
         response_model=Page,
-        responses=PROBLEM_RESPONSES(400, 401, 403, 422),
+        responses=problem_responses(400, 401, 403, 422),
     )
     def list_rows(
         principal: Reader, engines: EnginesDep, filters: Annotated[Filters, Query()]
@@ -224,7 +224,7 @@ def crud_router(resource: Resource) -> APIRouter:
         "/{row_id}",
         summary=f"Read one {noun}",
         response_model=Read,
-        responses={200: {"headers": etag_header}, **PROBLEM_RESPONSES(401, 403, 404, 422)},
+        responses={200: {"headers": etag_header}, **problem_responses(401, 403, 404, 422)},
     )
     def read_row(row_id: uuid.UUID, principal: Reader, engines: EnginesDep) -> Response:
         """The row, with its `ETag` for a later `If-Match`."""
@@ -238,7 +238,7 @@ def crud_router(resource: Resource) -> APIRouter:
         status_code=201,
         summary=f"Create a {noun}",
         response_model=Read,
-        responses={201: {"headers": etag_header}, **PROBLEM_RESPONSES(401, 403, 409, 422)},
+        responses={201: {"headers": etag_header}, **problem_responses(401, 403, 409, 422)},
     )
     async def create_row(
         request: Request,
@@ -277,7 +277,7 @@ def crud_router(resource: Resource) -> APIRouter:
         response_model=Read,
         responses={
             200: {"headers": etag_header},
-            **PROBLEM_RESPONSES(401, 403, 404, 409, 412, 422, 428),
+            **problem_responses(401, 403, 404, 409, 412, 422, 428),
         },
     )
     def update_row(
@@ -312,7 +312,7 @@ def crud_router(resource: Resource) -> APIRouter:
         "/{row_id}",
         status_code=204,
         summary=f"Delete a {noun} (soft)",
-        responses=PROBLEM_RESPONSES(401, 403, 404, 412, 422),
+        responses=problem_responses(401, 403, 404, 412, 422),
     )
     def delete_row(
         row_id: uuid.UUID,

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from api.db import scoped_session
 from api.deps import EnginesDep
-from api.problems import PROBLEM_RESPONSES
+from api.problems import problem_responses
 from api.resources.catalogue import POLICIES
 from api.resources.crud import json_response, visible
 from api.schemas.resources import PremiumPaymentRead
@@ -29,7 +29,7 @@ class PremiumPayments(BaseModel):
     "/{policy_id}/premium-payments",
     summary="A policy's premium instalments",
     response_model=PremiumPayments,
-    responses=PROBLEM_RESPONSES(401, 403, 404, 422),
+    responses=problem_responses(401, 403, 404, 422),
 )
 def premium_payments(
     policy_id: uuid.UUID,

@@ -13,7 +13,7 @@ from api import audit
 from api.context import RequestContext, RequestContextDep
 from api.db import scoped_session
 from api.deps import EnginesDep, SettingsDep
-from api.problems import PROBLEM_RESPONSES
+from api.problems import problem_responses
 from api.schemas.formats import IndianMobile
 from api.security.deps import CurrentPrincipal
 from api.security.otp import (
@@ -98,7 +98,7 @@ def _secret(settings: Settings) -> bytes:
     "/otp/request",
     status_code=status.HTTP_202_ACCEPTED,
     summary="Send a sign-in code to a phone",
-    responses=PROBLEM_RESPONSES(422, 429),
+    responses=problem_responses(422, 429),
 )
 def request_otp(
     body: OtpRequest,
@@ -125,7 +125,7 @@ def request_otp(
 @router.post(
     "/otp/verify",
     summary="Exchange a sign-in code for tokens",
-    responses=PROBLEM_RESPONSES(401, 403, 422, 429),
+    responses=problem_responses(401, 403, 422, 429),
 )
 def verify_otp(
     body: OtpVerify, settings: SettingsDep, engines: EnginesDep, context: RequestContextDep
@@ -157,7 +157,7 @@ def verify_otp(
 @router.post(
     "/refresh",
     summary="Rotate a refresh token",
-    responses=PROBLEM_RESPONSES(401, 422),
+    responses=problem_responses(401, 422),
 )
 def refresh(
     body: RefreshRequest, settings: SettingsDep, engines: EnginesDep, context: RequestContextDep
@@ -183,7 +183,7 @@ def refresh(
     "/logout",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Sign out: end this sign-in's sessions",
-    responses=PROBLEM_RESPONSES(401),
+    responses=problem_responses(401),
 )
 def logout(
     principal: CurrentPrincipal, engines: EnginesDep, context: RequestContextDep

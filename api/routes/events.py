@@ -23,9 +23,9 @@ from pydantic import BaseModel, Field
 
 from api.deps import SettingsDep
 from api.event_batches import MAX_EVENTS, check_batch
-from api.intake import MB, PROBLEM_SCHEMA, problem_responses, read_body
+from api.intake import MB, read_body
 from api.landing import APP_EVENTS, day_folder, now_utc, receipt_day, unique_stem, write_durably
-from api.problems import problem
+from api.problems import PROBLEM_SCHEMA, problem, problem_responses
 from api.security.deps import CurrentPrincipal
 from transforms.app_events import FIELDS_BY_TYPE, REQUIRED_FIELDS
 
@@ -141,7 +141,7 @@ _EXAMPLE_EVENT = {
             },
         },
         **problem_responses(
-            {
+            explained={
                 400: ("The body is not UTF-8 JSON.", "the body is not UTF-8 JSON"),
                 401: ("No valid access token.", "an access token is required"),
                 413: (

@@ -32,8 +32,9 @@ from starlette.datastructures import UploadFile
 
 from api.chat_exports import ChatExportStored, store_export, unprocessable
 from api.deps import SettingsDep
-from api.intake import MB, limited_request, problem_responses, read_body
+from api.intake import MB, limited_request, read_body
 from api.landing import IST, WHATSAPP, day_folder, now_utc, receipt_day, unique_stem, write_durably
+from api.problems import problem_responses
 from api.security.deps import roles
 from api.security.tokens import Principal
 from transforms.whatsapp import signature_ok
@@ -62,7 +63,7 @@ AgentPrincipal = Annotated[Principal, Depends(roles(UserRole.AGENT))]
             "content": {"text/plain": {"schema": {"type": "string"}, "example": "1158201444"}},
         },
         **problem_responses(
-            {
+            explained={
                 403: ("The mode or the verify token is wrong.", "webhook verification failed"),
                 422: ("`hub.challenge` is missing or too long.", "the request is not valid"),
             }
@@ -161,7 +162,7 @@ _WEBHOOK_EXAMPLE = {
             "content": {"application/json": {"example": {"status": "received"}}},
         },
         **problem_responses(
-            {
+            explained={
                 400: ("The body is not UTF-8.", "the body is not UTF-8"),
                 401: (
                     "The signature is missing or does not match the body.",
@@ -243,7 +244,7 @@ async def receive_webhook(request: Request, settings: SettingsDep) -> dict[str, 
             },
         },
         **problem_responses(
-            {
+            explained={
                 400: ("The multipart body is malformed.", "Too many files. Maximum: 1"),
                 401: ("No valid access token.", "an access token is required"),
                 403: ("The caller is not an agent.", "role policyholder may not do this"),
