@@ -9,11 +9,12 @@ a super admin, who names the tenant. Read bodies add the server's columns.
 from __future__ import annotations
 
 import uuid
+from copy import copy
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from api.schemas.formats import IndianMobile, IrdaiLicence, Language, Pan, Pincode
 from warehouse.operational.enums import (
@@ -34,6 +35,19 @@ LongText = Annotated[str, Field(min_length=1, max_length=4000)]
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def patch_body(create: type[BaseModel], *fields: str, **extra: Any) -> type[BaseModel]:
+    """The PATCH body of a resource: `fields` of its create body, each optional (only what is sent
+    changes), with the same validation, so each field's rules are written once; `extra` adds
+    fields only an update may set, as `create_model` definitions."""
+    definitions: dict[str, Any] = {}
+    for name in fields:
+        field = copy(create.model_fields[name])
+        field.default, field.default_factory = None, None
+        definitions[name] = (field.annotation | None, field)
+    name = create.__name__.replace("Create", "Update")
+    return create_model(name, __base__=_Body, **definitions, **extra)
 
 
 class _Read(BaseModel):
@@ -83,16 +97,18 @@ class AgentCreate(_Body):
     provider_id: uuid.UUID | None = Field(None, description="super admins only: the tenant")
 
 
-class AgentUpdate(_Body):
-    irdai_license_number: IrdaiLicence | None = None
-    irdai_license_expires_on: date | None = None
-    territory: str | None = Field(None, max_length=100)
-    state: str | None = Field(None, max_length=100)
-    city: str | None = Field(None, max_length=100)
-    pincode: Pincode | None = None
-    preferred_languages: list[Language] | None = Field(None, max_length=10)
-    whatsapp_business_number: IndianMobile | None = None
-    status: AgentStatus | None = None
+AgentUpdate = patch_body(
+    AgentCreate,
+    "irdai_license_number",
+    "irdai_license_expires_on",
+    "territory",
+    "state",
+    "city",
+    "pincode",
+    "preferred_languages",
+    "whatsapp_business_number",
+    "status",
+)
 
 
 class AgentRead(_Read):
@@ -155,19 +171,21 @@ class PolicyholderCreate(_Body):
         return self
 
 
-class PolicyholderUpdate(_Body):
-    full_name: str | None = Field(None, min_length=1, max_length=200)
-    phone: IndianMobile | None = None
-    email: str | None = Field(None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    occupation: str | None = Field(None, max_length=100)
-    annual_income: Decimal | None = Field(None, ge=0, max_digits=14, decimal_places=2)
-    pan: Pan | None = None
-    address_line: str | None = Field(None, max_length=500)
-    city: str | None = Field(None, max_length=100)
-    state: str | None = Field(None, max_length=100)
-    pincode: Pincode | None = None
-    preferred_language: Language | None = None
-    whatsapp_opt_in: bool | None = None
+PolicyholderUpdate = patch_body(
+    PolicyholderCreate,
+    "full_name",
+    "phone",
+    "email",
+    "occupation",
+    "annual_income",
+    "pan",
+    "address_line",
+    "city",
+    "state",
+    "pincode",
+    "preferred_language",
+    "whatsapp_opt_in",
+)
 
 
 class PolicyholderRead(_Read):
@@ -237,12 +255,9 @@ class PolicyCreate(_Body):
         return self
 
 
-class PolicyUpdate(_Body):
-    plan_name: str | None = Field(None, min_length=1, max_length=200)
-    plan_code: str | None = Field(None, max_length=32)
-    premium_mode: PremiumMode | None = None
-    status: PolicyStatus | None = None
-    nominee_details: list[dict[str, Any]] | None = Field(None, max_length=10)
+PolicyUpdate = patch_body(
+    PolicyCreate, "plan_name", "plan_code", "premium_mode", "status", "nominee_details"
+)
 
 
 class PolicyRead(_Read):
@@ -307,13 +322,9 @@ class VideoCreate(_Body):
     provider_id: uuid.UUID | None = Field(None, description="super admins only: the tenant")
 
 
-class VideoUpdate(_Body):
-    title: str | None = Field(None, min_length=1, max_length=200)
-    description: str | None = Field(None, max_length=4000)
-    category: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")
-    tags: list[str] | None = Field(None, max_length=20)
-    policy_types: list[PolicyType] | None = Field(None, max_length=10)
-    status: VideoStatus | None = None
+VideoUpdate = patch_body(
+    VideoCreate, "title", "description", "category", "tags", "policy_types", "status"
+)
 
 
 class VideoRead(_Read):
@@ -358,12 +369,9 @@ class KnowledgeCreate(_Body):
     )
 
 
-class KnowledgeUpdate(_Body):
-    category: str | None = Field(None, min_length=1, max_length=64)
-    question: str | None = Field(None, min_length=1, max_length=4000)
-    answer: str | None = Field(None, min_length=1, max_length=4000)
-    keywords: list[str] | None = Field(None, max_length=30)
-    language: Language | None = None
+KnowledgeUpdate = patch_body(
+    KnowledgeCreate, "category", "question", "answer", "keywords", "language"
+)
 
 
 class KnowledgeRead(_Read):
@@ -402,13 +410,15 @@ class TemplateCreate(_Body):
     provider_id: uuid.UUID | None = Field(None, description="super admins only: the tenant")
 
 
-class TemplateUpdate(_Body):
-    header: str | None = Field(None, max_length=60)
-    body: str | None = Field(None, min_length=1, max_length=1024)
-    footer: str | None = Field(None, max_length=60)
-    buttons: list[dict[str, Any]] | None = Field(None, max_length=10)
-    variables: list[str] | None = Field(None, max_length=20)
-    approval_status: WhatsAppTemplateStatus | None = None
+TemplateUpdate = patch_body(
+    TemplateCreate,
+    "header",
+    "body",
+    "footer",
+    "buttons",
+    "variables",
+    approval_status=(WhatsAppTemplateStatus | None, None),
+)
 
 
 class TemplateRead(_Read):

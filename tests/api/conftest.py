@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import pytest
@@ -268,3 +269,21 @@ def api(
     sender = RecordingOtpSender()
     with live_server(create_app(settings, otp_sender=sender)) as base:
         yield Api(base=base, settings=settings, sender=sender, engine=owner_engine)
+
+
+@pytest.fixture
+def settings(operational_url: str, warehouse_url: str, tmp_path: Path) -> Settings:
+    """Settings with a landing zone of this test's own (the intake tests read what lands)."""
+    return Settings(
+        operational_url=operational_url,
+        warehouse_url=warehouse_url,
+        dagster_url=operational_url,
+        landing_url=str(tmp_path / "landing"),
+    )
+
+
+@pytest.fixture
+def base(settings: Settings) -> Iterator[str]:
+    """The app on `settings`, served for one test; yields its base URL."""
+    with live_server(create_app(settings)) as url:
+        yield url

@@ -12,33 +12,14 @@ from typing import Any
 
 import httpx
 import orjson
-import pytest
 
-from api.main import create_app
 from api.security.tokens import Principal, issue_access_token
-from tests.live_server import live_server
 from transforms.app_events import parse_app_events
 from warehouse.operational.enums import UserRole
 from warehouse.settings import Settings
 
 USER = uuid.uuid4()
 RECEIVED_AT = re.compile(r',"receivedAt":"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)"')
-
-
-@pytest.fixture
-def settings(operational_url: str, warehouse_url: str, tmp_path: Path) -> Settings:
-    return Settings(
-        operational_url=operational_url,
-        warehouse_url=warehouse_url,
-        dagster_url=operational_url,
-        landing_url=str(tmp_path / "landing"),
-    )
-
-
-@pytest.fixture
-def base(settings: Settings) -> Iterator[str]:
-    with live_server(create_app(settings)) as url:
-        yield url
 
 
 def _auth(settings: Settings, user: uuid.UUID = USER) -> dict[str, str]:

@@ -18,11 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from api.main import create_app
 from api.security.tokens import Principal, issue_access_token
-from tests.live_server import live_server
 from transforms.chat_exports import parse_chat_export
 from transforms.whatsapp import parse_webhook_deliveries
 from warehouse.operational.enums import UserRole
@@ -30,22 +27,6 @@ from warehouse.settings import Settings
 
 HELLO = "नमस्ते 🙏 premium kab due hai?"
 STORED_EXPORT = re.compile(r"^WhatsApp Chat with (?P<name>.+) \((?P<token>\d+)\)\.txt$")
-
-
-@pytest.fixture
-def settings(operational_url: str, warehouse_url: str, tmp_path: Path) -> Settings:
-    return Settings(
-        operational_url=operational_url,
-        warehouse_url=warehouse_url,
-        dagster_url=operational_url,
-        landing_url=str(tmp_path / "landing"),
-    )
-
-
-@pytest.fixture
-def base(settings: Settings) -> Iterator[str]:
-    with live_server(create_app(settings)) as url:
-        yield url
 
 
 def _secret(settings: Settings) -> bytes:
