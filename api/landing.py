@@ -1,8 +1,8 @@
 """Writing intake files into the landing zone, durably and atomically (DESIGN §2).
 
 Layout, as the ingestion assets read it: `<landing>/<source>/dt=YYYY-MM-DD/<file>`, the day being
-the day (Asia/Kolkata) the platform received the data. `api` may not import `orchestration`
-(DESIGN §3), so the few lines of layout live here too; the end-to-end tests prove both agree.
+the day (Asia/Kolkata) the platform received the data. The layout itself is
+`warehouse.landing`, shared with ingestion and the simulator.
 
 Why every file is written this way:
 
@@ -27,29 +27,23 @@ import os
 import secrets
 import time
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
-IST = ZoneInfo("Asia/Kolkata")  # receipt days are Indian calendar days (DESIGN §2)
+from warehouse.landing import (
+    APP_EVENTS,
+    IST,
+    WHATSAPP,
+    WHATSAPP_EXPORTS,
+    day_folder,
+    receipt_day,
+)
 
-APP_EVENTS = "app_events"
-WHATSAPP = "whatsapp"
-WHATSAPP_EXPORTS = "whatsapp_exports"
+__all__ = ["APP_EVENTS", "IST", "WHATSAPP", "WHATSAPP_EXPORTS", "day_folder", "receipt_day"]
 
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
-
-
-def receipt_day(moment: datetime) -> date:
-    """The partition a moment belongs to: its calendar day in Asia/Kolkata."""
-    return moment.astimezone(IST).date()
-
-
-def day_folder(root: Path, source: str, day: date) -> Path:
-    """`<landing>/<source>/dt=YYYY-MM-DD`, the layout ingestion reads."""
-    return root / source / f"dt={day.isoformat()}"
 
 
 def unique_token() -> str:

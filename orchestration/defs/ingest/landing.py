@@ -10,10 +10,7 @@ from pathlib import Path
 from queue import Queue
 from typing import TypeVar
 
-
-def day_folder(root: Path, source: str, day: date) -> Path:
-    """`<landing>/<source>/dt=YYYY-MM-DD`: the layout the API and the simulator write."""
-    return root / source / f"dt={day.isoformat()}"
+from warehouse.landing import day_folder
 
 
 def day_files(root: Path, source: str, day: date, pattern: str) -> list[Path]:

@@ -4,7 +4,9 @@ from datetime import date
 
 import dagster as dg
 
-TIMEZONE = "Asia/Kolkata"
+from warehouse.landing import RECEIPT_TIMEZONE
+
+TIMEZONE = RECEIPT_TIMEZONE
 
 
 def daily_partitions(start: date) -> dg.DailyPartitionsDefinition:
