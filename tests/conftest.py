@@ -103,3 +103,8 @@ def redis_url() -> str:
             pytest.fail(f"Redis at {url} is unreachable: {exc}")
         pytest.skip(f"no Redis at {url} (set REDIS_URL)")
     return url
+
+
+# The simulated world built through Dagster and dbt, shared by every package's tests that need
+# marts (built at most once per session, on first use).
+from tests.built_world import BuiltWarehouse, built_warehouse  # noqa: E402, F401

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from psycopg import errors, sql
 
-from tests.dbt.conftest import run_dbt
+from tests.built_world import run_dbt
 from warehouse import urls
 
 pytestmark = pytest.mark.integration

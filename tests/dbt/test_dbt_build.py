@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from orchestration.defs.dbt.project import dbt_project
-from tests.dbt.conftest import BuiltWarehouse
+from tests.built_world import BuiltWarehouse
 from warehouse import urls
 
 pytestmark = pytest.mark.integration

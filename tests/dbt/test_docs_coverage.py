@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from orchestration.defs.dbt.docs_coverage import Undocumented, main, undocumented
-from tests.dbt.conftest import run_dbt
+from tests.built_world import run_dbt
 
 
 def _model(name: str, description: str, columns: dict[str, str], package: str = "agent_mitra"):

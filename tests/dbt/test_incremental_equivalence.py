@@ -33,7 +33,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.dbt.conftest import run_dbt
+from tests.built_world import run_dbt
 from warehouse import urls
 
 pytestmark = pytest.mark.integration

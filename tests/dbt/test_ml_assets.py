@@ -1,7 +1,7 @@
 """The model assets on the simulated warehouse: the weekly training job registers and promotes,
 the daily scoring writes a score for every due in its window, and the checks run.
 
-Real Dagster runs against the session's built warehouse (tests/dbt/conftest.py); the artifact
+Real Dagster runs against the session's built warehouse (tests/built_world.py); the artifact
 store is the world's landing root.
 """
 

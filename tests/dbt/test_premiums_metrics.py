@@ -42,7 +42,7 @@ import psycopg
 import pytest
 from psycopg.types.string import TextLoader
 
-from tests.dbt.conftest import run_dbt
+from tests.built_world import run_dbt
 from warehouse import urls
 
 pytestmark = pytest.mark.integration

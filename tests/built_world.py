@@ -1,5 +1,5 @@
-"""A warehouse built end to end for the dbt tests: simulator → operational DB and landing zone →
-Dagster (extract, ingest, dbt build) → marts. Built once per test session."""
+"""A warehouse built end to end once per test session, shared by the dbt, ML and insights tests:
+simulator → operational DB and landing zone → Dagster (extract, ingest, dbt build) → marts."""
 
 from __future__ import annotations
 
