@@ -17,7 +17,7 @@ from api.problems import document_body_problems, install_problem_handlers
 from api.resources import payments
 from api.resources.catalogue import RESOURCES
 from api.resources.crud import crud_router
-from api.routes import auth, events, health, whatsapp
+from api.routes import auth, events, health, insights, whatsapp
 from api.security.otp_delivery import LoggingOtpSender, OtpSender
 from warehouse.databases import make_engine, resolve_database_urls
 from warehouse.settings import Settings, get_settings
@@ -71,4 +71,5 @@ def create_app(settings: Settings | None = None, *, otp_sender: OtpSender | None
     app.include_router(payments.router)
     app.include_router(events.router)
     app.include_router(whatsapp.router)
+    app.include_router(insights.router)
     return app

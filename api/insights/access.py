@@ -51,3 +51,22 @@ def agent_scope(warehouse: Engine, principal: Principal, agent_id: uuid.UUID) ->
     if row is None or not may_see_agent(principal, row.agent_id, row.provider_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such agent")
     return AgentScope(agent_id=row.agent_id, provider_id=row.provider_id, territory=row.territory)
+
+
+_POLICYHOLDER = text(
+    "SELECT policyholder_id, agent_id, provider_id FROM marts.dim_policyholder"
+    " WHERE policyholder_id = :holder"
+)
+
+
+def policyholder_visible(warehouse: Engine, principal: Principal, holder: uuid.UUID) -> None:
+    """404 unless the caller may see the policyholder: itself, its agent, its tenant's admin,
+    a super admin."""
+    with warehouse.connect() as conn:
+        row = conn.execute(_POLICYHOLDER, {"holder": holder}).first()
+    allowed = row is not None and (
+        (principal.role is UserRole.POLICYHOLDER and holder in principal.policyholder_ids)
+        or may_see_agent(principal, row.agent_id, row.provider_id)
+    )
+    if not allowed:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such policyholder")

@@ -239,10 +239,8 @@ select
     cast(ranked.first_year_premium as numeric(16, 2)) as first_year_premium,
     cast(ranked.renewal_premium_due as numeric(16, 2)) as renewal_premium_due,
     cast(ranked.renewal_premium_collected as numeric(16, 2)) as renewal_premium_collected,
-    cast(
-        ranked.renewal_premium_collected / nullif(ranked.renewal_premium_due, 0)
-        as double precision
-    ) as renewal_collection_rate,
+    {{ renewal_collection_rate('ranked.renewal_premium_collected', 'ranked.renewal_premium_due') }}
+        as renewal_collection_rate,
     ranked.lapses,
     ranked.revivals,
     {% for k in [13, 25, 37, 49, 61] %}

@@ -263,14 +263,11 @@ select
     cast(ranked.first_year_premium as numeric(16, 2)) as first_year_premium,
     cast(ranked.renewal_premium_due as numeric(16, 2)) as renewal_premium_due,
     cast(ranked.renewal_premium_collected as numeric(16, 2)) as renewal_premium_collected,
-    cast(
-        ranked.renewal_premium_collected / nullif(ranked.renewal_premium_due, 0)
-        as double precision
-    ) as renewal_collection_rate,
+    {{ renewal_collection_rate('ranked.renewal_premium_collected', 'ranked.renewal_premium_due') }}
+        as renewal_collection_rate,
     ranked.policies_in_force_at_start,
     ranked.lapses,
-    cast(ranked.lapses as double precision)
-    / nullif(ranked.policies_in_force_at_start, 0) as lapse_ratio,
+    {{ lapse_ratio('ranked.lapses', 'ranked.policies_in_force_at_start') }} as lapse_ratio,
     ranked.revivals,
     {% for k in [13, 25, 37, 49, 61] %}
         ranked.persistency_{{ k }}m_by_count,
