@@ -10,8 +10,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from orchestration.definitions import build_definitions, materialize_days
+from orchestration.definitions import DAILY_JOB, TRAINING_JOB, build_definitions, materialize_days
 from orchestration.defs.dbt.project import run_dbt_cli
+from orchestration.defs.ml.definitions import SCORING_ASSETS
 from orchestration.resources import DatabasesResource, LandingResource
 from simulator.config import SimulationConfig
 from simulator.runner import simulate
@@ -84,3 +85,23 @@ def built_warehouse(make_database, tmp_path_factory) -> BuiltWarehouse:
     failed = [r.dagster_run.job_name for r in built.results if not r.success]
     assert not failed, f"materialisation failed: {failed}"
     return built
+
+
+@pytest.fixture(scope="session")
+def trained_models(built_warehouse: BuiltWarehouse) -> tuple:
+    """The weekly training job run twice with the same seed and data (the second must not be
+    promoted), then the scoring of the last day: the runs' results. Shared by the model tests
+    and the insights API tests, which serve the scores."""
+    defs = built_warehouse.definitions()
+    with dg.instance_for_test() as instance:
+        training = defs.resolve_job_def(TRAINING_JOB)
+        first = training.execute_in_process(instance=instance, raise_on_error=False)
+        second = training.execute_in_process(instance=instance, raise_on_error=False)
+        day = built_warehouse.last_day.isoformat()
+        scoring = defs.resolve_job_def(DAILY_JOB).execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            partition_key=day,
+            asset_selection=list(SCORING_ASSETS),
+        )
+    return first, second, scoring

@@ -107,4 +107,8 @@ def redis_url() -> str:
 
 # The simulated world built through Dagster and dbt, shared by every package's tests that need
 # marts (built at most once per session, on first use).
-from tests.built_world import BuiltWarehouse, built_warehouse  # noqa: E402, F401
+from tests.built_world import (  # noqa: E402, F401
+    BuiltWarehouse,
+    built_warehouse,
+    trained_models,
+)

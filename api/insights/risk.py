@@ -34,7 +34,7 @@ _DUES = text(
     FROM ml.lapse_scores s
     JOIN marts.dim_policy p ON p.policy_id = s.policy_id
     WHERE s.agent_id = :agent AND s.scored_for = :scored_for
-      AND s.due_date > :scored_for AND s.due_date <= :until
+      AND s.due_date >= :scored_for AND s.due_date < :until
     ORDER BY s.due_date, s.lapse_probability DESC, s.policy_id
     """
 )
@@ -94,8 +94,9 @@ def _due(row: Any) -> dict[str, Any]:
 
 
 def premiums_due(conn: Connection, scope: AgentScope, days: int) -> dict[str, Any]:
-    """Every premium of the agent's customers due in the `days` after the latest scoring, with
-    its lapse probability, risk band and reasons, in due-date order."""
+    """Every premium of the agent's customers due in the `days` days from the latest scoring
+    (that day included, as the model scores them), with its lapse probability, risk band and
+    reasons, in due-date order."""
     scored_for = latest_scoring(conn, scope)
     dues = []
     if scored_for is not None:

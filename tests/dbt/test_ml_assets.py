@@ -11,13 +11,10 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-import dagster as dg
 import psycopg
 import pytest
 
 from ml.lapse.features import KEY_COLUMNS
-from orchestration.definitions import DAILY_JOB, TRAINING_JOB
-from orchestration.defs.ml.definitions import SCORING_ASSETS
 from orchestration.defs.ml.lapse_assets import (
     HORIZON_DAYS,
     LAPSE_SCORES,
@@ -38,27 +35,8 @@ def _registry(url: str) -> list[dict]:
         ).fetchall()
 
 
-@pytest.fixture(scope="module")
-def trained(built_warehouse):
-    """The training job run twice with the same seed and data, then the scoring of the last
-    day; the runs' results."""
-    defs = built_warehouse.definitions()
-    with dg.instance_for_test() as instance:
-        training = defs.resolve_job_def(TRAINING_JOB)
-        first = training.execute_in_process(instance=instance, raise_on_error=False)
-        second = training.execute_in_process(instance=instance, raise_on_error=False)
-        day = built_warehouse.last_day.isoformat()
-        scoring = defs.resolve_job_def(DAILY_JOB).execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            partition_key=day,
-            asset_selection=list(SCORING_ASSETS),
-        )
-    return first, second, scoring
-
-
-def test_training_registers_a_champion_with_its_card_and_artifact(built_warehouse, trained):
-    first, second, _ = trained
+def test_training_registers_a_champion_with_its_card_and_artifact(built_warehouse, trained_models):
+    first, second, _ = trained_models
     assert first.success, first.all_events
     assert second.success
     rows = _registry(built_warehouse.warehouse_url)
@@ -78,7 +56,9 @@ def test_training_registers_a_champion_with_its_card_and_artifact(built_warehous
     assert Path(str(artifact).removesuffix(".pkl") + ".roc_calibration.png").is_file()
 
 
-def test_a_challenger_that_does_not_beat_the_champion_stays_a_challenger(built_warehouse, trained):
+def test_a_challenger_that_does_not_beat_the_champion_stays_a_challenger(
+    built_warehouse, trained_models
+):
     """Same data, same seed: the same AUC on the same holdout is not better, so the first model
     stays champion and the second is registered but not promoted."""
     lapse = [r for r in _registry(built_warehouse.warehouse_url) if r["model_name"] == "lapse"]
@@ -92,8 +72,8 @@ def test_a_challenger_that_does_not_beat_the_champion_stays_a_challenger(built_w
     assert stored is not None and stored.version == first["version"]
 
 
-def test_scoring_writes_a_score_for_every_due_in_its_window(built_warehouse, trained):
-    _, _, scoring = trained
+def test_scoring_writes_a_score_for_every_due_in_its_window(built_warehouse, trained_models):
+    _, _, scoring = trained_models
     assert scoring.success
     day = built_warehouse.last_day
     inputs = read_lapse_inputs(built_warehouse.warehouse_url)

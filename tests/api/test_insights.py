@@ -1,0 +1,295 @@
+"""The insights endpoints over HTTP on the simulated world (Dagster-built marts, trained and
+scored models): every number equals the marts' rows, and every answer is scoped to the caller."""
+
+from __future__ import annotations
+
+import statistics
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session
+
+from api.db import scoped_session
+from api.main import create_app
+from api.security.sessions import TENANT_ADMIN_PERMISSION, start_session
+from api.security.tokens import issue_access_token
+from tests.built_world import BuiltWarehouse
+from tests.live_server import live_server
+from warehouse import urls
+from warehouse.operational.enums import UserRole, UserStatus
+from warehouse.operational.models import User, UserPermission
+from warehouse.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Insights:
+    base: str
+    settings: Settings
+    operational: Engine
+    warehouse: Engine
+
+    def token(self, user_id: uuid.UUID) -> str:
+        with scoped_session(self.operational, None) as session:
+            user = session.get(User, user_id)
+            assert user is not None
+            issued = start_session(session, user, ip=None, user_agent="tests")
+        return issue_access_token(self.settings, issued.principal)
+
+    def get(self, user_id: uuid.UUID, path: str, **params: object) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token(user_id)}"}
+        return httpx.get(f"{self.base}{path}", params=params, headers=headers, timeout=30)
+
+    def rows(self, query: str, **params: object) -> list[dict]:
+        with self.warehouse.connect() as conn:
+            return [dict(r) for r in conn.execute(text(query), params).mappings()]
+
+
+@pytest.fixture(scope="module")
+def insights(
+    built_warehouse: BuiltWarehouse, trained_models: tuple, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Insights]:
+    assert all(run.success for run in trained_models)
+    settings = Settings(
+        operational_url=built_warehouse.operational_url,
+        warehouse_url=built_warehouse.warehouse_url,
+        dagster_url=built_warehouse.operational_url,
+        landing_url=str(tmp_path_factory.mktemp("insights-landing")),
+    )
+    operational = create_engine(urls.sqlalchemy_url(built_warehouse.operational_url))
+    warehouse = create_engine(urls.sqlalchemy_url(built_warehouse.warehouse_url))
+    with live_server(create_app(settings)) as base:
+        yield Insights(base, settings, operational, warehouse)
+    operational.dispose()
+    warehouse.dispose()
+
+
+@pytest.fixture(scope="module")
+def busiest_agent(insights: Insights) -> dict:
+    """The agent with the most medium/high-risk premiums: the richest answers to check."""
+    top = insights.rows(
+        "SELECT agent_id FROM ml.lapse_scores GROUP BY agent_id"
+        " ORDER BY count(*) FILTER (WHERE risk_band <> 'low') DESC, agent_id LIMIT 1"
+    )[0]["agent_id"]
+    with insights.operational.connect() as conn:
+        agent = conn.execute(
+            text("SELECT id, user_id, provider_id FROM agents WHERE id = :a"), {"a": top}
+        ).one()
+    return {"agent_id": agent.id, "user_id": agent.user_id, "provider_id": agent.provider_id}
+
+
+def _user(insights: Insights, role: UserRole, tenant: uuid.UUID | None = None) -> uuid.UUID:
+    """A new active user (with a tenant-admin grant when `tenant`), written as the owner."""
+    with Session(insights.operational) as session, session.begin():
+        user = User(
+            phone=f"+9169{uuid.uuid4().int % 10**8:08d}", role=role, status=UserStatus.ACTIVE
+        )
+        session.add(user)
+        session.flush()
+        if tenant is not None:
+            session.add(
+                UserPermission(
+                    user_id=user.id,
+                    permission=TENANT_ADMIN_PERMISSION,
+                    resource_type="insurance_provider",
+                    resource_id=tenant,
+                )
+            )
+        return user.id
+
+
+def _close(answer: object, mart: object) -> bool:
+    """The API's JSON number equals the mart's value (numeric and float compared as floats)."""
+    if answer is None or mart is None:
+        return answer is None and mart is None
+    if isinstance(mart, bool | int) and not isinstance(mart, bool):
+        return answer == mart
+    return abs(float(answer) - float(mart)) < 1e-9
+
+
+PERIOD_TABLES = {
+    "day": ("agent_performance_daily", "activity_date"),
+    "month": ("agent_performance_monthly", "month_start"),
+    "year": ("agent_performance_yearly", "year_start"),
+}
+
+
+@pytest.mark.parametrize("period", ["day", "month", "year"])
+def test_performance_equals_the_marts(insights: Insights, busiest_agent: dict, period: str) -> None:
+    table, column = PERIOD_TABLES[period]
+    answer = insights.get(
+        busiest_agent["user_id"],
+        f"/v1/agents/{busiest_agent['agent_id']}/performance",
+        period=period,
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    latest = insights.rows(
+        f"SELECT max({column}) AS d FROM marts.{table} WHERE agent_id = :a",  # noqa: S608
+        a=busiest_agent["agent_id"],
+    )[0]["d"]
+    assert body["start"] == latest.isoformat()
+    row = insights.rows(
+        f"SELECT * FROM marts.{table} WHERE agent_id = :a AND {column} = :d",  # noqa: S608
+        a=busiest_agent["agent_id"],
+        d=latest,
+    )[0]
+    assert body["current"], "no figures"
+    for key, value in body["current"].items():
+        assert _close(value, row[key]), key
+    peers = insights.rows(
+        f"SELECT * FROM marts.{table} WHERE provider_id = :p"  # noqa: S608
+        " AND territory IS NOT DISTINCT FROM"
+        f" :t AND {column} = :d",
+        p=row["provider_id"],
+        t=row["territory"],
+        d=latest,
+    )
+    assert body["territory_median"]["agents"] == len(peers)
+    for key, median in body["territory_median"]["values"].items():
+        values = [float(p[key]) for p in peers if p[key] is not None]
+        expected = statistics.median(values) if values else None  # percentile_cont(0.5)
+        assert _close(median, expected), key
+    previous = insights.rows(
+        f"SELECT * FROM marts.{table} WHERE agent_id = :a AND {column} = :d",  # noqa: S608
+        a=busiest_agent["agent_id"],
+        d=body["previous"]["start"],
+    )
+    assert (body["previous"]["values"] is None) == (not previous)
+
+
+def test_leaderboard_is_the_marts_ranking(insights: Insights, busiest_agent: dict) -> None:
+    answer = insights.get(
+        busiest_agent["user_id"],
+        f"/v1/agents/{busiest_agent['agent_id']}/leaderboard",
+        within="provider",
+        limit=3,
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    expected = insights.rows(
+        "SELECT m.agent_id, m.provider_rank_new_business_ape AS rank"
+        " FROM marts.agent_performance_monthly m JOIN marts.dim_agent d USING (agent_id)"
+        " WHERE m.provider_id = :p AND m.month_start = :m"
+        " AND m.provider_rank_new_business_ape <= 3 ORDER BY 2, d.agent_code",
+        p=busiest_agent["provider_id"],
+        m=body["start"],
+    )
+    assert [(e["agent_id"], e["rank"]) for e in body["leaders"]] == [
+        (str(r["agent_id"]), r["rank"]) for r in expected
+    ]
+    assert body["you"]["agent_id"] == str(busiest_agent["agent_id"])
+
+
+def test_premiums_due_are_the_scored_dues(insights: Insights, busiest_agent: dict) -> None:
+    answer = insights.get(
+        busiest_agent["user_id"], f"/v1/agents/{busiest_agent['agent_id']}/premiums-due"
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    expected = insights.rows(
+        "SELECT s.policy_id, s.installment_number, s.lapse_probability, s.risk_band,"
+        " p.premium_amount FROM ml.lapse_scores s JOIN marts.dim_policy p USING (policy_id)"
+        " WHERE s.agent_id = :a AND s.scored_for = :d AND s.due_date < s.scored_for + 30"
+        " ORDER BY s.due_date, s.lapse_probability DESC, s.policy_id",
+        a=busiest_agent["agent_id"],
+        d=body["as_of"],
+    )
+    assert len(body["dues"]) == len(expected) > 0
+    for due, row in zip(body["dues"], expected, strict=True):
+        assert due["policy_id"] == str(row["policy_id"])
+        assert due["installment_number"] == row["installment_number"]
+        assert _close(due["lapse_probability"], row["lapse_probability"])
+        assert due["risk_band"] == row["risk_band"] and _close(due["amount"], row["premium_amount"])
+        assert isinstance(due["reasons"], list)
+    assert _close(body["total_amount"], round(sum(float(r["premium_amount"]) for r in expected), 2))
+    assert body["model_versions"] and all(v.startswith("lapse") for v in body["model_versions"])
+
+
+def test_at_risk_customers_riskiest_first_with_what_to_do(
+    insights: Insights, busiest_agent: dict
+) -> None:
+    answer = insights.get(
+        busiest_agent["user_id"], f"/v1/agents/{busiest_agent['agent_id']}/at-risk-customers"
+    )
+    assert answer.status_code == 200, answer.text
+    customers = answer.json()["customers"]
+    assert customers
+    probabilities = [c["riskiest_premium"]["lapse_probability"] for c in customers]
+    assert probabilities == sorted(probabilities, reverse=True)
+    for customer in customers:
+        premium = customer["riskiest_premium"]
+        assert premium["risk_band"] in ("high", "medium")
+        top = insights.rows(
+            "SELECT max(lapse_probability) AS p FROM ml.lapse_scores WHERE policyholder_id = :h"
+            " AND scored_for = :d",
+            h=customer["policyholder_id"],
+            d=answer.json()["as_of"],
+        )[0]["p"]
+        assert _close(premium["lapse_probability"], top)
+        assert customer["name"] and customer["suggested_action"]["code"] in (
+            "call_now",
+            "call_and_remind",
+            "remind",
+        )
+        video = insights.rows(
+            "SELECT video_id FROM ml.content_recommendations WHERE list_name = 'send_next'"
+            " AND rank = 1 AND policyholder_id = :h ORDER BY scored_for DESC LIMIT 1",
+            h=customer["policyholder_id"],
+        )
+        if video:
+            assert customer["suggested_video"]["video_id"] == str(video[0]["video_id"])
+        template = customer["whatsapp_template"]
+        assert template is not None and template["language"] in (customer["language"], "en")
+
+
+def test_recommended_videos_are_the_for_you_list(insights: Insights, busiest_agent: dict) -> None:
+    holder = insights.rows(
+        "SELECT policyholder_id FROM ml.content_recommendations r"
+        " JOIN marts.dim_policyholder h USING (policyholder_id)"
+        " WHERE r.list_name = 'for_you' AND h.agent_id = :a LIMIT 1",
+        a=busiest_agent["agent_id"],
+    )[0]["policyholder_id"]
+    answer = insights.get(
+        busiest_agent["user_id"], f"/v1/policyholders/{holder}/recommended-videos", limit=5
+    )
+    assert answer.status_code == 200, answer.text
+    expected = insights.rows(
+        "SELECT video_id FROM ml.content_recommendations WHERE list_name = 'for_you'"
+        " AND policyholder_id = :h AND scored_for = (SELECT max(scored_for) FROM"
+        " ml.content_recommendations WHERE policyholder_id = :h) ORDER BY rank LIMIT 5",
+        h=holder,
+    )
+    assert [v["video_id"] for v in answer.json()["videos"]] == [
+        str(r["video_id"]) for r in expected
+    ]
+
+
+def test_answers_are_scoped_to_the_caller(insights: Insights, busiest_agent: dict) -> None:
+    agent_id, tenant = busiest_agent["agent_id"], busiest_agent["provider_id"]
+    other_agent, other_tenant_agent = (
+        insights.rows(
+            "SELECT agent_id FROM marts.dim_agent WHERE agent_id <> :a AND provider_id = :p"
+            " LIMIT 1",
+            a=agent_id,
+            p=tenant,
+        )[0]["agent_id"],
+        insights.rows(
+            "SELECT agent_id FROM marts.dim_agent WHERE provider_id <> :p LIMIT 1", p=tenant
+        )[0]["agent_id"],
+    )
+    admin = _user(insights, UserRole.PROVIDER_ADMIN, tenant)
+    holder = _user(insights, UserRole.POLICYHOLDER)
+    path = "/v1/agents/{}/performance"
+    me = busiest_agent["user_id"]
+    assert insights.get(me, path.format(other_agent)).status_code == 404
+    assert insights.get(admin, path.format(agent_id)).status_code == 200
+    assert insights.get(admin, path.format(other_agent)).status_code == 200
+    assert insights.get(admin, path.format(other_tenant_agent)).status_code == 404
+    assert insights.get(holder, path.format(agent_id)).status_code == 403
+    assert insights.get(me, f"/v1/agents/{uuid.uuid4()}/at-risk-customers").status_code == 404
