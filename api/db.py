@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session
 
 from api.security.tokens import Principal
@@ -26,16 +26,13 @@ _SCOPE = text(
 )
 
 
-def _scope(session: Session, principal: Principal | None) -> None:
-    session.execute(
-        _SCOPE,
-        {
-            "role": API_ROLE,
-            "tenants": ",".join(str(t) for t in principal.tenant_ids) if principal else "",
-            "all_tenants": "on" if principal and principal.all_tenants else "off",
-            "user": str(principal.user_id) if principal else "",
-        },
-    )
+def _scope_values(principal: Principal | None) -> dict[str, str]:
+    return {
+        "role": API_ROLE,
+        "tenants": ",".join(str(t) for t in principal.tenant_ids) if principal else "",
+        "all_tenants": "on" if principal and principal.all_tenants else "off",
+        "user": str(principal.user_id) if principal else "",
+    }
 
 
 @contextmanager
@@ -43,5 +40,14 @@ def scoped_session(engine: Engine, principal: Principal | None) -> Iterator[Sess
     """A session in one transaction as the API role, scoped to `principal`'s tenants (none when
     `principal` is None: sign-in, which touches only untenanted tables). Commits on success."""
     with Session(engine, expire_on_commit=False) as session, session.begin():
-        _scope(session, principal)
+        session.execute(_SCOPE, _scope_values(principal))
         yield session
+
+
+@contextmanager
+def scoped_connection(engine: Engine, principal: Principal | None) -> Iterator[Connection]:
+    """The same scope on a plain connection, for reads on the hot path: Core statements without
+    the ORM's unit of work cost about half as much CPU per request here (bench/api_operational)."""
+    with engine.begin() as conn:
+        conn.execute(_SCOPE, _scope_values(principal))
+        yield conn

@@ -19,13 +19,13 @@ import orjson
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, create_model
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, Connection, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from api import audit
 from api.context import RequestContext, RequestContextDep
-from api.db import scoped_session
+from api.db import scoped_connection, scoped_session
 from api.deps import EnginesDep
 from api.problems import problem_responses
 from api.resources.paging import DEFAULT_LIMIT, MAX_LIMIT, after_cursor, encode_cursor
@@ -96,6 +96,29 @@ def _not_found(resource: Resource) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"no such {resource.entity.replace('_', ' ')}")
 
 
+def _visible_query(
+    resource: Resource, principal: Principal, row_id: uuid.UUID, for_write: bool
+) -> Any:
+    return (
+        resource.live(resource.model),
+        *resource.scope(resource.model, principal, for_write),
+        resource.model.id == row_id,
+    )
+
+
+def read_visible(
+    conn: Connection, resource: Resource, principal: Principal, row_id: uuid.UUID
+) -> dict[str, Any]:
+    """The row as a mapping (Core, no ORM object), or 404: for reads on the hot path."""
+    query = select(resource.model.__table__).where(
+        *_visible_query(resource, principal, row_id, False)
+    )
+    row = conn.execute(query).mappings().first()
+    if row is None:
+        raise _not_found(resource)
+    return dict(row)
+
+
 def visible(
     session: Session,
     resource: Resource,
@@ -105,11 +128,7 @@ def visible(
     for_write: bool,
     lock: bool = False,
 ) -> Any:
-    query = select(resource.model).where(
-        resource.model.id == row_id,
-        resource.live(resource.model),
-        *resource.scope(resource.model, principal, for_write),
-    )
+    query = select(resource.model).where(*_visible_query(resource, principal, row_id, for_write))
     if lock:
         query = query.with_for_update()
     row = session.scalars(query).first()
@@ -205,17 +224,18 @@ def crud_router(resource: Resource) -> APIRouter:
         """Rows visible to the caller, oldest first; `next_cursor` fetches the next page."""
         values = filters.model_dump()
         limit, cursor = values.pop("limit"), values.pop("cursor")
-        query = select(resource.model).where(
+        query = select(resource.model.__table__).where(
             resource.live(resource.model), *resource.scope(resource.model, principal, False)
         )
         for name, value in values.items():
             if value is not None:
                 query = query.where(getattr(resource.model, name) == value)
-        with scoped_session(engines.operational, principal) as session:
-            rows = list(session.scalars(after_cursor(query, resource.model, cursor, limit)))
+        with scoped_connection(engines.operational, principal) as conn:
+            page = after_cursor(query, resource.model, cursor, limit)
+            rows = [dict(row) for row in conn.execute(page).mappings()]
         more = len(rows) > limit
         rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more else None
+        next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
         return json_response(
             {"items": [_dump(resource, r) for r in rows], "next_cursor": next_cursor}
         )
@@ -228,10 +248,10 @@ def crud_router(resource: Resource) -> APIRouter:
     )
     def read_row(row_id: uuid.UUID, principal: Reader, engines: EnginesDep) -> Response:
         """The row, with its `ETag` for a later `If-Match`."""
-        with scoped_session(engines.operational, principal) as session:
-            row = visible(session, resource, principal, row_id, for_write=False)
-            body = _dump(resource, row)
-        return json_response(body, headers={"ETag": etag_of(row.id, row.updated_at)})
+        with scoped_connection(engines.operational, principal) as conn:
+            row = read_visible(conn, resource, principal, row_id)
+        body = _dump(resource, row)
+        return json_response(body, headers={"ETag": etag_of(row["id"], row["updated_at"])})
 
     @router.post(
         "",

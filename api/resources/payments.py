@@ -8,11 +8,11 @@ from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from api.db import scoped_session
+from api.db import scoped_connection
 from api.deps import EnginesDep
 from api.problems import problem_responses
 from api.resources.catalogue import POLICIES
-from api.resources.crud import json_response, visible
+from api.resources.crud import json_response, read_visible
 from api.schemas.resources import PremiumPaymentRead
 from api.security.deps import roles
 from api.security.tokens import Principal
@@ -37,12 +37,12 @@ def premium_payments(
     engines: EnginesDep,
 ) -> Response:
     """Every instalment of the policy in due-date order (a policy has at most a few hundred)."""
-    with scoped_session(engines.operational, principal) as session:
-        visible(session, POLICIES, principal, policy_id, for_write=False)
-        rows = session.scalars(
-            select(PremiumPayment)
+    with scoped_connection(engines.operational, principal) as conn:
+        read_visible(conn, POLICIES, principal, policy_id)
+        rows = conn.execute(
+            select(PremiumPayment.__table__)
             .where(PremiumPayment.policy_id == policy_id)
             .order_by(PremiumPayment.due_date)
-        )
-        items = [PremiumPaymentRead.model_validate(r).model_dump(mode="json") for r in rows]
+        ).mappings()
+        items = [PremiumPaymentRead.model_validate(dict(r)).model_dump(mode="json") for r in rows]
     return json_response({"items": items})

@@ -13,8 +13,9 @@ from datetime import date
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.exc import DBAPIError
 
 from api.db import scoped_session
 from api.deps import EnginesDep
@@ -34,15 +35,32 @@ OnDay = Annotated[
     date | None,
     Query(description="a day inside the period wanted; default: the latest period with data"),
 ]
-ERRORS = problem_responses(401, 403, 404, 422)
+ERRORS = problem_responses(401, 403, 404, 422, 503)
 
 
 def _json(body: Any) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
+UNDEFINED_TABLE = "42P01"
+
+
+def marts_missing(exc: DBAPIError) -> bool:
+    """The warehouse has no marts (or model tables) yet: a deployment not yet refreshed."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == UNDEFINED_TABLE
+
+
 async def _answer(compute: Callable[[], Any]) -> Response:
-    return _json(await run_in_threadpool(compute))
+    try:
+        return _json(await run_in_threadpool(compute))
+    except DBAPIError as exc:
+        if marts_missing(exc):
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                "the insights are not available yet: the marts have not been built",
+                headers={"Retry-After": "3600"},
+            ) from exc
+        raise
 
 
 @router.get(

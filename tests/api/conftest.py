@@ -23,6 +23,7 @@ from api.main import create_app
 from api.security.otp_delivery import RecordingOtpSender
 from api.security.sessions import TENANT_ADMIN_PERMISSION, start_session
 from api.security.tokens import issue_access_token
+from tests.built_world import BuiltWarehouse
 from tests.live_server import live_server
 from warehouse import urls
 from warehouse.migrate import upgrade
@@ -260,15 +261,35 @@ def api(
     owner_engine: Engine,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Api]:
+    """The app on the two-tenant world, with an empty warehouse (no marts)."""
+    yield from _serve(api_database, warehouse_url, owner_engine, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def api_with_marts(
+    api_database: str,
+    built_warehouse: BuiltWarehouse,
+    owner_engine: Engine,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Api]:
+    """The app on the two-tenant world and the session's built warehouse, so every operation,
+    insights included, has its tables (the fuzz test: a missing mart is an honest 503, which
+    schemathesis would count as a server error)."""
+    yield from _serve(api_database, built_warehouse.warehouse_url, owner_engine, tmp_path_factory)
+
+
+def _serve(
+    operational: str, warehouse: str, owner: Engine, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Api]:
     settings = Settings(
-        operational_url=api_database,
-        warehouse_url=warehouse_url,
-        dagster_url=api_database,
+        operational_url=operational,
+        warehouse_url=warehouse,
+        dagster_url=operational,
         landing_url=str(tmp_path_factory.mktemp("landing")),
     )
     sender = RecordingOtpSender()
     with live_server(create_app(settings, otp_sender=sender)) as base:
-        yield Api(base=base, settings=settings, sender=sender, engine=owner_engine)
+        yield Api(base=base, settings=settings, sender=sender, engine=owner)
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@ documented schema (status codes, content types, bodies, headers).
 
 One test per operation (the list is read from the app's own OpenAPI document at collection,
 which touches no database), each running schemathesis' generated cases, valid and invalid,
-against the real app over HTTP as a super admin, who may reach every operation. (schemathesis'
+against the real app over HTTP as a super admin, who may reach every operation, with the
+session's built warehouse behind it (so insights have their marts). (schemathesis'
 own pytest loader, `from_fixture`, does not work with pytest 9, hence the explicit strategy.)
 """
 
@@ -45,7 +46,10 @@ OPERATIONS = sorted(
 
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
-def test_operation_keeps_its_contract(api: Api, world: World, method: str, path: str) -> None:
+def test_operation_keeps_its_contract(
+    api_with_marts: Api, world: World, method: str, path: str
+) -> None:
+    api = api_with_marts
     schema = schemathesis.openapi.from_url(f"{api.base}/openapi.json")
     operation = schema[path][method]
     headers = {"Authorization": f"Bearer {api.token(world.super_user)}"}
