@@ -12,6 +12,7 @@ BENCHMARKS = (
     "app_events_ingest",
     "dbt_incremental",
     "ml_training",
+    "api_operational",
 )
 
 
@@ -35,6 +36,14 @@ def main() -> None:
     )
     parser.add_argument("--ml-tier", default="scale", help="tier of the model training case")
     parser.add_argument("--ml-days", type=int, default=120, help="days of that world")
+    parser.add_argument(
+        "--api-seconds",
+        type=float,
+        default=5.0,
+        help="seconds of each API load scenario per round (python -m bench.api_operational "
+        "--help for all its options)",
+    )
+    parser.add_argument("--api-rounds", type=int, default=3, help="rounds of the API scenarios")
     args = parser.parse_args()
     if args.only in (None, "partition_swap"):
         partition_swap.run(rows=args.rows, repeat=args.repeat)
@@ -47,6 +56,10 @@ def main() -> None:
         dbt_incremental.run(repeat=args.repeat)
     if args.only in (None, "ml_training"):
         ml_training.run(args.ml_warehouse, tier=args.ml_tier, days=args.ml_days)
+    if args.only in (None, "api_operational"):
+        from bench import api_operational  # imports the API and its test world: only when run
+
+        api_operational.run(seconds=args.api_seconds, rounds=args.api_rounds)
 
 
 if __name__ == "__main__":

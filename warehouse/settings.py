@@ -89,6 +89,21 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
     openai_base_url: str | None = Field(None, validation_alias=_env("OPENAI_BASE_URL"))
     llm_model: str = Field("gpt-4o-mini", validation_alias=_env("MITRA_LLM_MODEL"))
+    llm_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=120,
+        validation_alias=_env("MITRA_LLM_TIMEOUT_SECONDS"),
+        description="Longest wait for one language-model request (connect, send, each read).",
+    )
+    llm_max_retries: int = Field(
+        1,
+        ge=0,
+        le=5,
+        validation_alias=_env("MITRA_LLM_MAX_RETRIES"),
+        description="Further attempts after a failed language-model request (timeouts, refused "
+        "connections, 429 and 5xx answers); a caller waits at most about timeout x (retries + 1).",
+    )
 
     jwt_secret: SecretStr = Field(
         SecretStr(DEV_SECRETS["jwt_secret"]), validation_alias=_env("MITRA_JWT_SECRET")

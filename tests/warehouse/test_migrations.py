@@ -146,7 +146,11 @@ def test_upgrade_downgrade_upgrade_round_trip(empty_database: str) -> None:
     assert current(empty_database) == head
     assert built["tables"] == MODEL_TABLES | {DEFAULT_PARTITION}
     assert built["enums"] == set(PG_ENUM_NAMES.values())
-    assert built["functions"] == {"set_updated_at", "reject_audit_log_changes"}
+    assert built["functions"] == {
+        "set_updated_at",
+        "reject_audit_log_changes",
+        "count_knowledge_base_use",
+    }
 
     downgrade(empty_database, "base")
     assert current(empty_database) is None
