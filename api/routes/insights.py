@@ -13,15 +13,15 @@ from datetime import date
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy.exc import DBAPIError
 
 from api.db import scoped_session
 from api.deps import EnginesDep
 from api.insights import performance as perf
 from api.insights import risk
 from api.insights.access import agent_scope, policyholder_visible
+from api.insights.availability import warehouse_answers
 from api.insights.periods import PERIODS, Period
 from api.problems import problem_responses
 from api.security.deps import CurrentPrincipal, roles
@@ -42,25 +42,9 @@ def _json(body: Any) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
-UNDEFINED_TABLE = "42P01"
-
-
-def marts_missing(exc: DBAPIError) -> bool:
-    """The warehouse has no marts (or model tables) yet: a deployment not yet refreshed."""
-    return getattr(getattr(exc, "orig", None), "sqlstate", None) == UNDEFINED_TABLE
-
-
 async def _answer(compute: Callable[[], Any]) -> Response:
-    try:
+    with warehouse_answers():
         return _json(await run_in_threadpool(compute))
-    except DBAPIError as exc:
-        if marts_missing(exc):
-            raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE,
-                "the insights are not available yet: the marts have not been built",
-                headers={"Retry-After": "3600"},
-            ) from exc
-        raise
 
 
 @router.get(

@@ -10,18 +10,15 @@ model's timeout x attempts, after which the template answers.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
-from psycopg.errors import UndefinedTable
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from api.deps import EnginesDep, SettingsDep
 from api.insights.access import agent_scope
+from api.insights.availability import warehouse_answers
 from api.insights.summary import latest_month, load_agent_month, summarise
 from api.llm import LlmConfig
 from api.problems import problem_responses
@@ -59,28 +56,6 @@ _EXAMPLE = {
     "model": None,
     "usage": None,
 }
-
-
-@contextmanager
-def _warehouse_answers() -> Iterator[None]:
-    """A warehouse whose marts are not built yet (a deployment not yet refreshed), or that is
-    down, answers 503 with `Retry-After`, as the other insights endpoints do."""
-    try:
-        yield
-    except ProgrammingError as exc:
-        if not isinstance(exc.orig, UndefinedTable):
-            raise
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            "the insights are not available yet: the marts have not been built",
-            headers={"Retry-After": "3600"},
-        ) from exc
-    except OperationalError as exc:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            "the warehouse is unavailable; retry later",
-            headers={"Retry-After": "30"},
-        ) from exc
 
 
 def _month(value: str | None) -> date | None:
@@ -133,7 +108,7 @@ def agent_summary(
         ),
     ] = None,
 ) -> AgentSummary:
-    with _warehouse_answers():
+    with warehouse_answers():
         scope = agent_scope(engines.warehouse, principal, agent_id)
         wanted = _month(month) or latest_month(engines.warehouse, scope.agent_id)
         figures = load_agent_month(engines.warehouse, scope.agent_id, wanted) if wanted else None
