@@ -85,11 +85,19 @@ def resolve_database_urls(settings: Settings) -> DatabaseUrls:
     )
 
 
-def make_engine(url: str, *, pool_size: int = 5, connect_timeout: int = 5) -> Engine:
-    """A SQLAlchemy engine on psycopg 3, with a connect timeout so outages fail fast."""
+def make_engine(
+    url: str, *, pool_size: int = 5, max_overflow: int = 10, connect_timeout: int = 5
+) -> Engine:
+    """A SQLAlchemy engine on psycopg 3, with a connect timeout so outages fail fast.
+
+    `max_overflow` connections beyond the pool are closed when returned: a server whose worker
+    threads outnumber the pool pays a new PostgreSQL session per overflow checkout, so a
+    long-running server sizes the pool to its concurrency and sets no overflow (api/main.py).
+    """
     return create_engine(
         urls.sqlalchemy_url(url),
         pool_size=pool_size,
+        max_overflow=max_overflow,
         pool_pre_ping=True,
         connect_args={"connect_timeout": connect_timeout, "application_name": "agent_mitra"},
     )
