@@ -49,7 +49,7 @@ def test_dotenv_file_is_read(tmp_path: Path) -> None:
 
 def test_production_refuses_development_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MITRA_ENV", "production")
-    monkeypatch.setenv("MITRA_JWT_SECRET", "a-real-secret-from-the-vault")
+    monkeypatch.setenv("MITRA_JWT_SECRET", "a-real-32-byte-secret-from-the-vault")
     with pytest.raises(ValidationError) as excinfo:
         Settings()
     message = str(excinfo.value)
@@ -67,8 +67,18 @@ def test_production_accepts_real_secrets(monkeypatch: pytest.MonkeyPatch) -> Non
         "WHATSAPP_VERIFY_TOKEN",
         "MITRA_PII_KEY",
     ):
-        monkeypatch.setenv(name, f"real-{name.lower()}")
+        monkeypatch.setenv(name, f"real-{name.lower()}-from-the-secret-manager")
     assert Settings().env == "production"
+
+
+def test_production_refuses_a_short_jwt_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HS256 wants a key at least as long as its hash (RFC 7518 §3.2)."""
+    monkeypatch.setenv("MITRA_ENV", "production")
+    for name in ("WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "MITRA_PII_KEY"):
+        monkeypatch.setenv(name, f"real-{name.lower()}")
+    monkeypatch.setenv("MITRA_JWT_SECRET", "too-short")
+    with pytest.raises(ValidationError, match="at least 32 bytes"):
+        Settings()
 
 
 def test_url_forms() -> None:
