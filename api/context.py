@@ -29,7 +29,7 @@ def _valid_ip(host: str | None) -> str | None:
         return None
 
 
-def get_request_context(request: Request) -> RequestContext:
+async def get_request_context(request: Request) -> RequestContext:
     """The peer's address (the socket's: a proxy in front must be configured in uvicorn's
     `--forwarded-allow-ips`, which then rewrites it, never a header trusted blindly here), the
     user agent (truncated), and the caller's `X-Request-ID` or a new one."""

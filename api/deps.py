@@ -26,11 +26,11 @@ class Engines:
         self.warehouse.dispose()
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_engines(request: Request) -> Engines:
+async def get_engines(request: Request) -> Engines:
     return request.app.state.engines
 
 

@@ -23,6 +23,7 @@ from orchestration.defs.ingest.automation import (
 )
 from orchestration.defs.ingest.partitions import daily_partitions
 from orchestration.defs.ingest.whatsapp import MESSAGES_KEY, STATUSES_KEY, build_whatsapp_assets
+from orchestration.defs.marts_version import MARTS_VERSION_HOOKS, RedisResource
 from orchestration.defs.ml.definitions import (
     ML_ASSET_CHECKS,
     SCORING_ASSETS,
@@ -64,12 +65,14 @@ def build_definitions(
         description="Extract the operational tables, load the day's landing files, build dbt, "
         "score with the champion models.",
         tags={"dagster/max_retries": "2", "dagster/retry_strategy": "FROM_FAILURE"},
+        hooks=MARTS_VERSION_HOOKS,
     )
     training_job = dg.define_asset_job(
         TRAINING_JOB,
         selection=dg.AssetSelection.assets(*TRAINING_ASSETS),
         description="Train the lapse model and the recommender on the marts, register them, "
         "promote a challenger that beats its champion on the same holdout.",
+        hooks=MARTS_VERSION_HOOKS,
     )
     return dg.Definitions(
         assets=[
@@ -87,6 +90,7 @@ def build_definitions(
             "databases": databases or DatabasesResource(),
             "landing": landing or LandingResource(),
             "dbt": DbtCliResource(project_dir=dbt_project(), dbt_executable=DBT_EXECUTABLE),
+            "redis": RedisResource(),
         },
     )
 

@@ -105,6 +105,13 @@ class Settings(BaseSettings):
         "connections, 429 and 5xx answers); a caller waits at most about timeout x (retries + 1).",
     )
 
+    insights_rate_limit_per_minute: int = Field(
+        240,
+        ge=1,
+        validation_alias=_env("MITRA_INSIGHTS_RATE_LIMIT"),
+        description="Insights requests a minute per caller (user, else client address).",
+    )
+
     jwt_secret: SecretStr = Field(
         SecretStr(DEV_SECRETS["jwt_secret"]), validation_alias=_env("MITRA_JWT_SECRET")
     )

@@ -270,9 +270,10 @@ def ensure_watermarks_table(conn: psycopg.Connection) -> None:
 
 
 def ensure_warehouse(url: str) -> None:
-    """Create the warehouse schemas, the watermark table, the raw copies of extracted tables and
-    the `ml` tables."""
+    """Create the warehouse schemas, the watermark table, the raw copies of extracted tables,
+    the `ml` tables and the marts version (`ops.marts_version`)."""
     from warehouse.extract import EXTRACT_TABLES
+    from warehouse.marts_version import ensure_marts_version_table
     from warehouse.ml_tables import ensure_ml_tables
 
     with psycopg.connect(urls.libpq_url(url)) as conn:
@@ -282,3 +283,4 @@ def ensure_warehouse(url: str) -> None:
         for table in EXTRACT_TABLES:
             ensure_raw_table(conn, table)
         ensure_ml_tables(conn)
+        ensure_marts_version_table(conn)

@@ -68,7 +68,7 @@ class TokenPair(BaseModel):
     user_id: str
 
 
-def get_otp_sender(request: Request) -> OtpSender:
+async def get_otp_sender(request: Request) -> OtpSender:
     return request.app.state.otp_sender
 
 

@@ -1,8 +1,10 @@
 """What agents open the app for (`/v1/agents/{agent_id}/...`), and a policyholder's videos.
 
-Each answer is computed from the marts and model outputs by `api.insights`, scoped by
-`api.insights.access` (an agent sees itself, a provider admin its tenant), and serialised once
-with orjson (DESIGN §9: several times faster than FastAPI's encoder for lists).
+Each answer is computed from the marts and model outputs by `api.insights`, serialised once with
+orjson (DESIGN §9) and cached under the marts version (`api.cache`), so a cached answer costs one
+Redis round trip and is never older than the marts. Who may see an agent is decided on every
+request (`api.insights.access`); only the facts it is decided on (the agent's tenant and
+territory) are cached, so a cached answer is only ever served to a caller allowed to see it.
 """
 
 from __future__ import annotations
@@ -14,37 +16,72 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Response
-from fastapi.concurrency import run_in_threadpool
 
+from api.cache import CacheDep, CacheResult, cache_key, cached_response
 from api.db import scoped_session
 from api.deps import EnginesDep
 from api.insights import performance as perf
 from api.insights import risk
-from api.insights.access import agent_scope, policyholder_visible
+from api.insights.access import (
+    AgentScope,
+    agent_row,
+    authorise_agent,
+    authorise_policyholder,
+    policyholder_row,
+)
 from api.insights.availability import warehouse_answers
 from api.insights.periods import PERIODS, Period
+from api.metrics import MetricsDep
 from api.problems import problem_responses
+from api.ratelimit import rate_limit
 from api.security.deps import CurrentPrincipal, roles
 from api.security.tokens import Principal
 from warehouse.operational.enums import UserRole
 
-router = APIRouter(prefix="/v1", tags=["insights"])
+router = APIRouter(
+    prefix="/v1",
+    tags=["insights"],
+    dependencies=[
+        Depends(rate_limit("insights", lambda settings: settings.insights_rate_limit_per_minute))
+    ],
+)
 
 Staff = Annotated[Principal, Depends(roles(UserRole.AGENT, UserRole.PROVIDER_ADMIN))]
 OnDay = Annotated[
     date | None,
     Query(description="a day inside the period wanted; default: the latest period with data"),
 ]
-ERRORS = problem_responses(401, 403, 404, 422, 503)
+ERRORS = problem_responses(401, 403, 404, 422, 429, 503)
+
+# TTLs are a backstop only (the marts version makes answers fresh); answers that also hold
+# operational data (names, templates), which the version does not track, live shorter.
+MARTS_TTL = 6 * 3600
+WITH_OPERATIONAL_TTL = 300
 
 
-def _json(body: Any) -> Response:
-    return Response(orjson.dumps(body), media_type="application/json")
-
-
-async def _answer(compute: Callable[[], Any]) -> Response:
+async def _cached(
+    cache: CacheDep, namespace: str, key: str, compute: Callable[[], Any], ttl: int = MARTS_TTL
+) -> CacheResult:
     with warehouse_answers():
-        return _json(await run_in_threadpool(compute))
+        result = await cache.get_or_compute(namespace, key, lambda: orjson.dumps(compute()), ttl)
+    return result
+
+
+async def _agent(
+    cache: CacheDep, engines: EnginesDep, principal: Principal, agent_id: uuid.UUID
+) -> AgentScope:
+    found = await _cached(
+        cache,
+        "insights.agent.v1",
+        cache_key(agent_id),
+        lambda: agent_row(engines.warehouse, agent_id),
+    )
+    return authorise_agent(principal, orjson.loads(found.value))
+
+
+def _count_models(metrics: MetricsDep, body: bytes, model: str) -> None:
+    for version in orjson.loads(body).get("model_versions", ()):
+        metrics.model_served(model, version)
 
 
 @router.get(
@@ -56,19 +93,21 @@ async def agent_performance(
     agent_id: uuid.UUID,
     principal: Staff,
     engines: EnginesDep,
+    cache: CacheDep,
     period: Period = Period.MONTH,
     on: OnDay = None,
 ) -> Response:
     """The period's figures (from the marts), the previous period's, and the median of the
     agents of the same territory and insurer for the same period."""
+    scope = await _agent(cache, engines, principal, agent_id)
     spec = PERIODS[period]
 
     def compute() -> Any:
-        scope = agent_scope(engines.warehouse, principal, agent_id)
         with engines.warehouse.connect() as conn:
             return perf.performance(conn, spec, scope, on)
 
-    return await _answer(compute)
+    key = cache_key(agent_id, period.value, on)
+    return cached_response(await _cached(cache, "insights.performance.v1", key, compute))
 
 
 @router.get(
@@ -80,20 +119,22 @@ async def agent_leaderboard(
     agent_id: uuid.UUID,
     principal: Staff,
     engines: EnginesDep,
+    cache: CacheDep,
     period: Period = Period.MONTH,
     on: OnDay = None,
     within: perf.Within = "territory",
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> Response:
     """Agents ranked by new-business APE (the marts' ranks), the top `limit` and the agent."""
+    scope = await _agent(cache, engines, principal, agent_id)
     spec = PERIODS[period]
 
     def compute() -> Any:
-        scope = agent_scope(engines.warehouse, principal, agent_id)
         with engines.warehouse.connect() as conn:
             return perf.leaderboard(conn, spec, scope, on, within, limit)
 
-    return await _answer(compute)
+    key = cache_key(agent_id, period.value, on, within, limit)
+    return cached_response(await _cached(cache, "insights.leaderboard.v1", key, compute))
 
 
 @router.get(
@@ -105,17 +146,21 @@ async def premiums_due(
     agent_id: uuid.UUID,
     principal: Staff,
     engines: EnginesDep,
+    cache: CacheDep,
+    metrics: MetricsDep,
     days: Annotated[int, Query(ge=1, le=30)] = 30,
 ) -> Response:
     """Every premium of the agent's customers due within `days` of the latest scoring, with
     the lapse model's probability, band and reasons."""
+    scope = await _agent(cache, engines, principal, agent_id)
 
     def compute() -> Any:
-        scope = agent_scope(engines.warehouse, principal, agent_id)
         with engines.warehouse.connect() as conn:
             return risk.premiums_due(conn, scope, days)
 
-    return await _answer(compute)
+    found = await _cached(cache, "insights.premiums_due.v1", cache_key(agent_id, days), compute)
+    _count_models(metrics, found.value, "lapse")
+    return cached_response(found)
 
 
 @router.get(
@@ -127,20 +172,26 @@ async def at_risk_customers(
     agent_id: uuid.UUID,
     principal: Staff,
     engines: EnginesDep,
+    cache: CacheDep,
+    metrics: MetricsDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Response:
     """Riskiest first: the premium at risk with the model's reasons, a suggested action, the
     video to send next and the WhatsApp template to send it with."""
+    scope = await _agent(cache, engines, principal, agent_id)
 
     def compute() -> Any:
-        scope = agent_scope(engines.warehouse, principal, agent_id)
         with (
             engines.warehouse.connect() as conn,
             scoped_session(engines.operational, principal) as session,
         ):
             return risk.at_risk_customers(conn, session, scope, limit)
 
-    return await _answer(compute)
+    found = await _cached(
+        cache, "insights.at_risk.v1", cache_key(agent_id, limit), compute, WITH_OPERATIONAL_TTL
+    )
+    _count_models(metrics, found.value, "lapse")
+    return cached_response(found)
 
 
 @router.get(
@@ -152,14 +203,25 @@ async def recommended_videos(
     policyholder_id: uuid.UUID,
     principal: CurrentPrincipal,
     engines: EnginesDep,
+    cache: CacheDep,
+    metrics: MetricsDep,
     limit: Annotated[int, Query(ge=1, le=10)] = 10,
 ) -> Response:
     """The recommender's "for you" list of the latest scoring (the policyholder, their agent,
     or an admin of their insurer may ask)."""
+    facts = await _cached(
+        cache,
+        "insights.policyholder.v1",
+        cache_key(policyholder_id),
+        lambda: policyholder_row(engines.warehouse, policyholder_id),
+    )
+    authorise_policyholder(principal, policyholder_id, orjson.loads(facts.value))
 
     def compute() -> Any:
-        policyholder_visible(engines.warehouse, principal, policyholder_id)
         with engines.warehouse.connect() as conn:
             return risk.recommended_videos(conn, policyholder_id, limit)
 
-    return await _answer(compute)
+    key = cache_key(policyholder_id, limit)
+    found = await _cached(cache, "insights.recommended_videos.v1", key, compute)
+    _count_models(metrics, found.value, "recommender")
+    return cached_response(found)

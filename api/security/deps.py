@@ -6,7 +6,7 @@ tenant a second time through row-level security (see `api.db`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, status
@@ -25,7 +25,7 @@ def unauthorized(detail: str) -> HTTPException:
     )
 
 
-def get_principal(
+async def get_principal(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
@@ -41,10 +41,10 @@ def get_principal(
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def roles(*allowed: UserRole) -> Callable[[Principal], Principal]:
+def roles(*allowed: UserRole) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency that admits only `allowed` roles (super admins always), else 403."""
 
-    def check(principal: CurrentPrincipal) -> Principal:
+    async def check(principal: CurrentPrincipal) -> Principal:
         if principal.role in allowed or principal.role is UserRole.SUPER_ADMIN:
             return principal
         raise HTTPException(
@@ -56,10 +56,12 @@ def roles(*allowed: UserRole) -> Callable[[Principal], Principal]:
     return check
 
 
-def role_or_permission(permission: str, *allowed: UserRole) -> Callable[[Principal], Principal]:
+def role_or_permission(
+    permission: str, *allowed: UserRole
+) -> Callable[[Principal], Awaitable[Principal]]:
     """Admit `allowed` roles, or any caller holding `permission` in `user_permissions`."""
 
-    def check(principal: CurrentPrincipal) -> Principal:
+    async def check(principal: CurrentPrincipal) -> Principal:
         if principal.role in allowed or principal.has_permission(permission):
             return principal
         raise HTTPException(

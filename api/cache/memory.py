@@ -1,0 +1,65 @@
+"""The answer cache without Redis: a dict in the process (one worker only, DESIGN §4)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from time import monotonic
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+
+from api.cache.base import AnswerCache, Compute
+from api.metrics import Metrics
+from warehouse.marts_version import read_marts_version
+
+
+class MemoryAnswerCache(AnswerCache):
+    """Answers in a dict of this process. The version is read from the warehouse's
+    `ops.marts_version` on every lookup (a one-row read), so a bump is seen at once; that read is
+    what a cached answer costs here. At most `max_entries` answers, the oldest dropped first."""
+
+    def __init__(
+        self,
+        warehouse: Engine,
+        metrics: Metrics,
+        *,
+        max_entries: int = 10_000,
+        retry_after_error: float = 1.0,
+    ) -> None:
+        super().__init__(metrics, retry_after_error=retry_after_error)
+        self._warehouse = warehouse
+        self._max_entries = max_entries
+        self._version: int | None = None
+        self._entries: OrderedDict[tuple[str, str], tuple[float, bytes]] = OrderedDict()
+
+    def _read_version(self) -> int:
+        with self._warehouse.connect() as conn:
+            return read_marts_version(conn).version
+
+    async def _lookup(self, namespace: str, key: str) -> tuple[int | None, bytes | None]:
+        if not self._available():
+            return None, None
+        try:
+            version = await run_in_threadpool(self._read_version)
+        except SQLAlchemyError as exc:
+            self._failed("version", exc)
+            return None, None
+        if version != self._version:
+            self._entries.clear()  # all of an older version: never read again
+            self._version = version
+        entry = self._entries.get((namespace, key))
+        if entry is None or entry[0] <= monotonic():
+            return version, None
+        return version, entry[1]
+
+    async def _fill_version(
+        self, namespace: str, key: str, version: int, compute: Compute, ttl: int
+    ) -> bytes:
+        value = await self._compute(namespace, compute)
+        if version == self._version:  # not when a newer version was seen meanwhile
+            self._entries[(namespace, key)] = (monotonic() + ttl, value)
+            self._entries.move_to_end((namespace, key))
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+        return value

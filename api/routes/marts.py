@@ -1,0 +1,427 @@
+"""`GET /v1/marts/{model}`: an analyst's export of one mart, streamed (CSV, NDJSON, JSON, Parquet).
+
+Who: provider admins and callers granted the `analyst` permission get the rows of their tenants
+(`api.marts_export` says how), super admins every row. What: only the marts of the allowed list
+(`api.marts_export.MARTS`), with equality filters, a half-open date range, a projection and a
+limit; anything else is a 404 (unknown mart) or a 422 (a filter the mart lacks, an unknown
+column, a malformed value, an unknown query parameter), never a 5xx (503 only when the
+warehouse does not answer).
+
+Order of work, and why:
+1. check the request against the allowed list (no database);
+2. open the export: connect to the warehouse, read the mart's catalog, start the COPY: a mart
+   not built yet or an unknown column is still a clean 404 / 422, as nothing has been sent;
+3. write the audit row (action `export`) and commit it *before the first byte*: an export is a
+   data access event, and a row written only at the end would be lost exactly when the client
+   cuts the stream halfway or the process dies, i.e. when the rows have partly left. The row
+   count is therefore not known to the audit row; the end of every export is logged with its
+   row and byte counts instead. No audit, no export: if the row cannot be written the export
+   is closed and the request fails;
+4. stream: each chunk is pulled from a worker thread (the COPY and the Parquet encoding block),
+   so memory stays at about one chunk (one row group for Parquet) whatever the mart's size.
+   An error after the first byte cannot change the status any more: the connection is then
+   closed without the final chunk, so the client sees a truncated transfer, never a short file
+   that looks whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Any
+
+import anyio
+import psycopg
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import Receive, Scope, Send
+
+from api.audit import record
+from api.context import RequestContext, RequestContextDep
+from api.db import scoped_session
+from api.deps import Engines, EnginesDep
+from api.landing import IST
+from api.marts_export import (
+    CONTENT_TYPES,
+    FILTERS,
+    MARTS,
+    MAX_FILTER_VALUES,
+    MAX_LIMIT,
+    ExportFormat,
+    ExportRequest,
+    ExportStream,
+    InvalidExport,
+    MartNotBuilt,
+    NotAcceptable,
+    check_request,
+    negotiate,
+)
+from api.problems import problem, problem_responses
+from api.security.deps import role_or_permission
+from api.security.tokens import Principal
+from warehouse import urls
+from warehouse.operational.enums import UserRole
+
+log = logging.getLogger(__name__)
+
+ANALYST_PERMISSION = "analyst"
+
+router = APIRouter(prefix="/v1", tags=["marts"])
+
+Exporter = Annotated[
+    Principal, Depends(role_or_permission(ANALYST_PERMISSION, UserRole.PROVIDER_ADMIN))
+]
+
+
+def export_tenants(principal: Principal) -> tuple[uuid.UUID, ...] | None:
+    """The tenants whose rows the caller may export; None for every tenant (super admin).
+
+    A provider admin's tenants are those of its `tenant:admin` grants. An `analyst` grant is
+    tenant-wide: it opens the tenants the caller already belongs to as staff, i.e. an agent's
+    insurer (or a provider admin's). A policyholder's tenants are the insurers it buys from,
+    which says nothing about working for them, so a policyholder account is refused even with
+    the grant. A caller left with no tenant is refused (403), never sent an empty file.
+    """
+    if principal.all_tenants:
+        return None
+    if principal.role not in (UserRole.PROVIDER_ADMIN, UserRole.AGENT):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"exports are for insurer staff; a {principal.role.value} account may not export",
+        )
+    if not principal.tenant_ids:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "the caller belongs to no insurer")
+    return tuple(principal.tenant_ids)
+
+
+# --------------------------------------------------------------------------- parameters
+
+FilterText = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
+
+
+_Uuids = list[uuid.UUID] | None
+_Texts = list[FilterText] | None
+_Integers = list[Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]] | None
+
+
+def _filter_field(column: str) -> Any:
+    """The query parameter of a filter, described from its one definition in FILTERS."""
+    marts = [m.name for m in MARTS.values() if column in m.filter_columns]
+    where = "every mart" if len(marts) == len(MARTS) else ", ".join(marts)
+    return Field(
+        None,
+        max_length=MAX_FILTER_VALUES,
+        description=f"{FILTERS[column].description} Repeat for several values (any of them)."
+        f" Marts: {where}.",
+    )
+
+
+class ExportQuery(BaseModel):
+    """The query string of an export. Unknown parameters are refused (422): a mistyped filter
+    must not silently export everything."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    format: ExportFormat | None = Field(
+        None,
+        description="csv, ndjson, json (an array) or parquet; overrides `Accept`."
+        " Without either: csv.",
+    )
+    columns: str | None = Field(
+        None,
+        max_length=4000,
+        pattern=r"^\s*[A-Za-z0-9_]+\s*(,\s*[A-Za-z0-9_]+\s*)*$",
+        description="Comma-separated columns to export, in this order; default: all.",
+        examples=["agent_id,activity_date,new_business_ape"],
+    )
+    date_from: date | None = Field(
+        None,
+        alias="from",
+        description="First day (inclusive) of the mart's date column; see the table above.",
+    )
+    date_to: date | None = Field(
+        None,
+        alias="to",
+        description="Day after the last one (exclusive): `from=2026-09-01&to=2026-10-01` is"
+        " September.",
+    )
+    limit: int | None = Field(
+        None, ge=1, le=MAX_LIMIT, description="The first rows only, in the mart's order."
+    )
+    ordered: bool = Field(
+        False,
+        description="Rows in the mart's order (see the table above); default: as stored, which"
+        " is about twice as fast on a large mart. Always on with `limit`.",
+    )
+    provider_id: _Uuids = _filter_field("provider_id")
+    agent_id: _Uuids = _filter_field("agent_id")
+    policyholder_id: _Uuids = _filter_field("policyholder_id")
+    policy_id: _Uuids = _filter_field("policy_id")
+    video_id: _Uuids = _filter_field("video_id")
+    territory: _Texts = _filter_field("territory")
+    agent_status: _Texts = _filter_field("agent_status")
+    policy_type: _Texts = _filter_field("policy_type")
+    premium_mode: _Texts = _filter_field("premium_mode")
+    policy_status: _Texts = _filter_field("policy_status")
+    outcome: _Texts = _filter_field("outcome")
+    category: _Texts = _filter_field("category")
+    language: _Texts = _filter_field("language")
+    user_role: _Texts = _filter_field("user_role")
+    direction: _Texts = _filter_field("direction")
+    persistency_month: _Integers = _filter_field("persistency_month")
+    financial_year: _Integers = _filter_field("financial_year")
+
+    def filter_values(self) -> dict[str, list[Any]]:
+        return {column: getattr(self, column) or [] for column in FILTERS}
+
+
+# Every filter of FILTERS is a query parameter, and nothing else is.
+_OTHER_PARAMETERS = {"format", "columns", "date_from", "date_to", "limit", "ordered"}
+if set(FILTERS) != set(ExportQuery.model_fields) - _OTHER_PARAMETERS:
+    raise RuntimeError("api.marts_export.FILTERS and ExportQuery disagree")
+
+
+# --------------------------------------------------------------------------- documentation
+
+
+def _catalogue_table() -> str:
+    lines = ["| mart | date column (`from`/`to`) | filters | order |", "|---|---|---|---|"]
+    for mart in MARTS.values():
+        lines.append(
+            f"| `{mart.name}` | {f'`{mart.date_column}`' if mart.date_column else '—'} | "
+            + ", ".join(f"`{c}`" for c in mart.filter_columns)
+            + " | "
+            + ", ".join(mart.order_by)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+DESCRIPTION = f"""Streams one mart of the warehouse's `marts` schema, scoped to the caller's
+tenants: provider admins and holders of the `analyst` permission (insurer staff) get their
+insurers' rows, super admins every row. Rows without a tenant are for super admins only.
+
+**Format**: `format=` or else `Accept` (`text/csv`, `application/x-ndjson`, `application/json`,
+`application/vnd.apache.parquet` or `application/octet-stream`); default CSV.
+CSV is PostgreSQL's own (header row; UTC times as `2026-09-01 04:30:00+00`; booleans `t`/`f`;
+NULL an empty field, an empty text `""`). NDJSON is one JSON object a line, JSON one array of
+them (numbers exact, times ISO 8601 in UTC). Parquet is written in row groups of up to 65,536
+rows (uuid as string, numeric(p,s) as decimal, numeric without a scale as double, timestamps in
+UTC, text arrays as lists).
+The body is streamed: a transfer that ends without its last chunk is incomplete.
+
+**Filters**: repeat a filter for several values; `from` is inclusive and `to` exclusive on the
+mart's date column; filters, `from`/`to` on a mart that lacks the column, unknown `columns`
+or unknown parameters are refused with 422. Rows come as stored, or in the mart's order (below)
+with `ordered=true`, and always with `limit`, which takes the first ones.
+
+Every export is audited (action `export`, entity `mart`) before the first byte is sent.
+
+{_catalogue_table()}
+"""
+
+_SUCCESS = {
+    "description": "The mart's rows, streamed, as an attachment.",
+    "headers": {
+        "Content-Disposition": {
+            "description": '`attachment; filename="<mart>-<IST date>.<csv|ndjson|json|parquet>"`',
+            "schema": {"type": "string"},
+        },
+    },
+    "content": {
+        "text/csv": {
+            "schema": {"type": "string"},
+            "example": "agent_id,activity_date,new_business_ape\n6f1c...,2026-09-01,12000.00\n",
+        },
+        "application/x-ndjson": {
+            "schema": {"type": "string"},
+            "example": '{"agent_id":"6f1c...","activity_date":"2026-09-01"}\n',
+        },
+        "application/json": {
+            "schema": {"type": "array", "items": {"type": "object"}},
+            "example": [{"agent_id": "6f1c...", "activity_date": "2026-09-01"}],
+        },
+        "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+    },
+}
+
+
+# --------------------------------------------------------------------------- the response
+
+
+class ExportResponse(StreamingResponse):
+    """A streaming answer whose chunks come from `stream` in a worker thread, and which always
+    closes the stream (ending the COPY and the connection) however the answer ends: completed,
+    failed, or abandoned by the client."""
+
+    def __init__(self, stream: ExportStream, *, media_type: str, headers: dict[str, str]) -> None:
+        self.stream = stream
+        super().__init__(self._chunks(), media_type=media_type, headers=headers)
+
+    async def _chunks(self):  # type: ignore[no-untyped-def]
+        while (chunk := await anyio.to_thread.run_sync(self.stream.next_chunk)) is not None:
+            if chunk:
+                yield chunk
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self.stream.close)
+            if not self.stream.stats.completed:
+                log.warning(
+                    "export of %s ended early after %d bytes",
+                    self.stream.request.mart.name,
+                    self.stream.stats.bytes,
+                )
+
+
+def _audit(
+    engines: Engines, principal: Principal, context: RequestContext, request: ExportRequest
+) -> None:
+    """One audit row per tenant exported (so each insurer's trail shows it), committed now;
+    for an export across every tenant one row without a tenant."""
+    tenants: tuple[uuid.UUID | None, ...] = request.tenants if request.tenants else (None,)
+    if request.tenants is None and len(request.filters.get("provider_id", ())) == 1:
+        tenants = request.filters["provider_id"]
+    with scoped_session(engines.operational, principal) as session:
+        for tenant in tenants:
+            record(
+                session,
+                context,
+                principal=principal,
+                action="export",
+                entity_type="mart",
+                entity_id=request.mart.name,
+                provider_id=tenant,
+                new=request.audit_values(),
+            )
+
+
+@router.get(
+    "/marts/{model}",
+    summary="Export a mart (CSV, NDJSON, JSON or Parquet), streamed",
+    description=DESCRIPTION,
+    response_class=StreamingResponse,
+    responses={
+        200: _SUCCESS,
+        **problem_responses(
+            401,
+            explained={
+                403: (
+                    "The caller is neither a provider admin nor an analyst of an insurer.",
+                    "this needs role provider_admin or permission analyst",
+                ),
+                404: (
+                    "No such mart in the allowed list (`allowed` lists them), or it is not built"
+                    " in the warehouse yet.",
+                    "no mart named dim_users",
+                ),
+                406: (
+                    "`Accept` names no export format (and no `format=` was given).",
+                    "no export format matches Accept",
+                ),
+                503: (
+                    "The warehouse does not answer (`Retry-After` says when to retry).",
+                    "the warehouse is unavailable; retry later",
+                ),
+                422: (
+                    "A malformed or unknown parameter, a filter the mart lacks, an unknown"
+                    " column, or `to` before `from` (`errors` says which).",
+                    "the export request does not fit the mart",
+                ),
+            },
+        ),
+    },
+)
+async def export_mart(
+    request: Request,
+    model: Annotated[
+        str,
+        Path(
+            description="The mart, one of the allowed list.",
+            json_schema_extra={"enum": sorted(MARTS)},
+            max_length=100,
+        ),
+    ],
+    query: Annotated[ExportQuery, Query()],
+    principal: Exporter,
+    engines: EnginesDep,
+    context: RequestContextDep,
+) -> Any:
+    mart = MARTS.get(model)
+    if mart is None:
+        return problem(
+            404,
+            f"no mart named {model}; the allowed marts are: {', '.join(sorted(MARTS))}",
+            instance=request.url.path,
+            allowed=sorted(MARTS),
+        )
+    tenants = export_tenants(principal)
+    try:
+        fmt, media_type = negotiate(query.format, request.headers.get("accept"))
+    except NotAcceptable as exc:
+        return problem(406, str(exc), instance=request.url.path)
+    try:
+        filters, columns = check_request(
+            mart,
+            filters=query.filter_values(),
+            date_from=query.date_from,
+            date_to=query.date_to,
+            columns=query.columns,
+        )
+    except InvalidExport as exc:
+        return problem(422, exc.detail, instance=request.url.path, errors=exc.errors)
+    export = ExportRequest(
+        mart=mart,
+        format=fmt,
+        tenants=tenants,
+        filters=filters,
+        date_from=query.date_from,
+        date_to=query.date_to,
+        columns=columns,
+        limit=query.limit,
+        ordered=query.ordered,
+    )
+
+    # RATE LIMIT: not applied here yet. api/ratelimit.py (built separately) goes on the route
+    # decorator, `dependencies=[Depends(rate_limit("marts_export", per_minute=...))]`, so it
+    # runs after authentication and before the warehouse is touched. A request rate does not
+    # bound exports running at once, though: each holds a warehouse connection and a read
+    # lock on its mart for its whole length, so a per-caller cap on concurrent exports belongs
+    # next to it.
+
+    stream = ExportStream(urls.libpq_url(engines.warehouse.url), export)
+    try:
+        await run_in_threadpool(stream.open)
+    except MartNotBuilt as exc:
+        return problem(404, str(exc), instance=request.url.path)
+    except InvalidExport as exc:
+        return problem(422, exc.detail, instance=request.url.path, errors=exc.errors)
+    except psycopg.OperationalError as exc:
+        log.warning("warehouse unavailable for an export of %s: %s", mart.name, exc)
+        response: JSONResponse = problem(
+            503, "the warehouse is unavailable; retry later", instance=request.url.path
+        )
+        response.headers["Retry-After"] = "30"
+        return response
+    try:
+        await run_in_threadpool(_audit, engines, principal, context, export)
+    except BaseException:
+        await run_in_threadpool(stream.close)
+        raise
+    day = datetime.now(IST).date().isoformat()
+    return ExportResponse(
+        stream,
+        media_type=CONTENT_TYPES[media_type],
+        headers={
+            "Content-Disposition": f'attachment; filename="{mart.name}-{day}.{fmt.extension}"',
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
