@@ -111,6 +111,12 @@ class Settings(BaseSettings):
         validation_alias=_env("MITRA_INSIGHTS_RATE_LIMIT"),
         description="Insights requests a minute per caller (user, else client address).",
     )
+    export_rate_limit_per_minute: int = Field(
+        20,
+        ge=1,
+        validation_alias=_env("MITRA_EXPORT_RATE_LIMIT"),
+        description="Mart exports a minute per caller: a few files, a script pages by date.",
+    )
 
     jwt_secret: SecretStr = Field(
         SecretStr(DEV_SECRETS["jwt_secret"]), validation_alias=_env("MITRA_JWT_SECRET")

@@ -60,6 +60,7 @@ from api.marts_export import (
     negotiate,
 )
 from api.problems import problem, problem_responses
+from api.ratelimit import rate_limit
 from api.security.deps import role_or_permission
 from api.security.tokens import Principal
 from warehouse import urls
@@ -307,11 +308,16 @@ def _audit(
     "/marts/{model}",
     summary="Export a mart (CSV, NDJSON, JSON or Parquet), streamed",
     description=DESCRIPTION,
+    # After authentication, before the warehouse is touched. A request rate does not bound
+    # exports running at once (each holds a warehouse connection and a read lock on its mart
+    # while it streams); the statement timeout does.
+    dependencies=[Depends(rate_limit("marts_export", lambda s: s.export_rate_limit_per_minute))],
     response_class=StreamingResponse,
     responses={
         200: _SUCCESS,
         **problem_responses(
             401,
+            429,
             explained={
                 403: (
                     "The caller is neither a provider admin nor an analyst of an insurer.",
@@ -388,13 +394,6 @@ async def export_mart(
         limit=query.limit,
         ordered=query.ordered,
     )
-
-    # RATE LIMIT: not applied here yet. api/ratelimit.py (built separately) goes on the route
-    # decorator, `dependencies=[Depends(rate_limit("marts_export", per_minute=...))]`, so it
-    # runs after authentication and before the warehouse is touched. A request rate does not
-    # bound exports running at once, though: each holds a warehouse connection and a read
-    # lock on its mart for its whole length, so a per-caller cap on concurrent exports belongs
-    # next to it.
 
     stream = ExportStream(urls.libpq_url(engines.warehouse.url), export)
     try:

@@ -3,6 +3,7 @@ scored models): every number equals the marts' rows, and every answer is scoped 
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import uuid
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from api.security.tokens import issue_access_token
 from tests.built_world import BuiltWarehouse
 from tests.live_server import live_server
 from warehouse import urls
+from warehouse.marts_version import bump_marts_version
 from warehouse.operational.enums import UserRole, UserStatus
 from warehouse.operational.models import User, UserPermission
 from warehouse.settings import Settings
@@ -293,3 +295,65 @@ def test_answers_are_scoped_to_the_caller(insights: Insights, busiest_agent: dic
     assert insights.get(admin, path.format(other_tenant_agent)).status_code == 404
     assert insights.get(holder, path.format(agent_id)).status_code == 403
     assert insights.get(me, f"/v1/agents/{uuid.uuid4()}/at-risk-customers").status_code == 404
+
+
+def _computations(insights: Insights, namespace: str) -> float:
+    """`mitra_cache_computations_total` of a namespace, from the app's /metrics."""
+    text_format = httpx.get(f"{insights.base}/metrics", timeout=30).text
+    total = 0.0
+    for line in text_format.splitlines():
+        if line.startswith("mitra_cache_computations_total{") and f'"{namespace}"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_after_a_marts_refresh_the_next_answer_is_the_new_one(
+    insights: Insights, busiest_agent: dict
+) -> None:
+    path = f"/v1/agents/{busiest_agent['agent_id']}/performance"
+    user = busiest_agent["user_id"]
+    first = insights.get(user, path)
+    again = insights.get(user, path)
+    assert again.headers["x-cache"] == "hit" and again.json() == first.json()
+    start = first.json()["start"]
+    change = (
+        "UPDATE marts.agent_performance_monthly SET new_policies = new_policies + :d"
+        " WHERE agent_id = :a AND month_start = :m"
+    )
+    with insights.warehouse.begin() as conn:  # what a refresh would write...
+        conn.execute(text(change), {"d": 7, "a": busiest_agent["agent_id"], "m": start})
+    try:
+        stale = insights.get(user, path)  # ...not yet announced: the cached answer stands
+        bump_marts_version(insights.settings.warehouse_url, redis_url=insights.settings.redis_url)
+        fresh = insights.get(user, path)
+    finally:
+        with insights.warehouse.begin() as conn:
+            conn.execute(text(change), {"d": -7, "a": busiest_agent["agent_id"], "m": start})
+        bump_marts_version(insights.settings.warehouse_url, redis_url=insights.settings.redis_url)
+    assert stale.json() == first.json()
+    assert fresh.headers["x-cache"] == "miss"
+    assert int(fresh.headers["x-marts-version"]) > int(first.headers["x-marts-version"])
+    assert fresh.json()["current"]["new_policies"] == first.json()["current"]["new_policies"] + 7
+
+
+def test_a_burst_of_identical_uncached_requests_computes_once(
+    insights: Insights, busiest_agent: dict
+) -> None:
+    bump_marts_version(insights.settings.warehouse_url, redis_url=insights.settings.redis_url)
+    namespace = "insights.leaderboard.v1"
+    before = _computations(insights, namespace)
+    token = insights.token(busiest_agent["user_id"])
+    path = f"{insights.base}/v1/agents/{busiest_agent['agent_id']}/leaderboard"
+
+    async def burst() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=50)
+        async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+            headers = {"Authorization": f"Bearer {token}"}
+            return await asyncio.gather(
+                *(client.get(path, params={"limit": 7}, headers=headers) for _ in range(50))
+            )
+
+    answers = asyncio.run(burst())
+    assert {a.status_code for a in answers} == {200}
+    assert len({a.content for a in answers}) == 1
+    assert _computations(insights, namespace) - before == 1

@@ -151,6 +151,7 @@ def exports(built_warehouse: BuiltWarehouse, tmp_path_factory) -> Iterator[Expor
         warehouse_url=built_warehouse.warehouse_url,
         dagster_url=built_warehouse.operational_url,
         landing_url=str(tmp_path_factory.mktemp("landing")),
+        export_rate_limit_per_minute=100_000,  # these tests export far more than a person would
     )
     try:
         with live_server(create_app(settings)) as base:
@@ -775,3 +776,36 @@ def test_no_input_breaks_the_contract_on_built_marts(exports: Exports) -> None:
 
     run()
     assert statuses.get(200), statuses
+
+
+def test_exports_are_rate_limited_per_caller(exports: Exports) -> None:
+    limited = exports.settings.model_copy(update={"export_rate_limit_per_minute": 2})
+    with Session(exports.owner) as session, session.begin():  # a caller with a fresh budget
+        admin_id = _user(session, UserRole.PROVIDER_ADMIN, "rate-limited admin").id
+        session.add(
+            UserPermission(
+                user_id=admin_id,
+                permission=TENANT_ADMIN_PERMISSION,
+                resource_type="insurance_provider",
+                resource_id=exports.callers.tenant_a,
+            )
+        )
+    token = exports.token(admin_id)
+    try:
+        with live_server(create_app(limited)) as base:
+            answers = [
+                httpx.get(
+                    f"{base}/v1/marts/dim_agent",
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=60,
+                )
+                for _ in range(3)
+            ]
+    finally:
+        with Session(exports.owner) as session, session.begin():
+            session.execute(text("DELETE FROM user_sessions WHERE user_id = :u"), {"u": admin_id})
+            session.execute(delete(UserPermission).where(UserPermission.user_id == admin_id))
+            session.execute(delete(User).where(User.id == admin_id))
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert int(answers[2].headers["retry-after"]) >= 1
+    assert answers[2].headers["content-type"] == "application/problem+json"
