@@ -34,7 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.metrics import Metrics
 from api.redis_batch import ScriptBatcher
-from api.security.tokens import InvalidToken, decode_access_token
+from api.security.tokens import InvalidToken, principal_of_request
 from warehouse.settings import Settings
 
 _log = logging.getLogger(__name__)
@@ -144,7 +144,8 @@ def caller_of(request: Request) -> str:
     scheme, _, token = header.partition(" ")
     if token and scheme.lower() == "bearer":
         try:
-            principal = decode_access_token(request.app.state.settings, token.strip())
+            settings = request.app.state.settings
+            principal = principal_of_request(settings, request.state, token.strip())
             return f"user:{principal.user_id}"
         except InvalidToken:
             pass

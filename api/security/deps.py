@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, status
+from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import SettingsDep
-from api.security.tokens import InvalidToken, Principal, decode_access_token
+from api.security.tokens import InvalidToken, Principal, principal_of_request
 from warehouse.operational.enums import UserRole
 
 _bearer = HTTPBearer(auto_error=False, description="An access token from /v1/auth/otp/verify")
@@ -26,6 +26,7 @@ def unauthorized(detail: str) -> HTTPException:
 
 
 async def get_principal(
+    request: Request,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
@@ -33,7 +34,7 @@ async def get_principal(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise unauthorized("an access token is required (Authorization: Bearer ...)")
     try:
-        return decode_access_token(settings, credentials.credentials)
+        return principal_of_request(settings, request.state, credentials.credentials)
     except InvalidToken as exc:
         raise unauthorized("the access token is not valid or has expired") from exc
 
