@@ -308,3 +308,15 @@ def base(settings: Settings) -> Iterator[str]:
     """The app on `settings`, served for one test; yields its base URL."""
     with live_server(create_app(settings)) as url:
         yield url
+
+
+@pytest.fixture
+def own_warehouse(make_database: Callable[[str], str]) -> str:
+    """A warehouse of this test's own: loads of API-written files (received today, about events
+    of other days) must not reach the session's shared warehouse, whose dbt builds would then see
+    them as late arrivals."""
+    from warehouse.warehouse_ddl import ensure_warehouse
+
+    url = make_database("intake_wh")
+    ensure_warehouse(url)
+    return url

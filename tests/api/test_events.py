@@ -205,7 +205,7 @@ def test_openapi_documents_the_endpoint(base: str) -> None:
 
 
 def test_the_ingestion_asset_loads_what_the_api_wrote(
-    settings: Settings, base: str, warehouse_url: str
+    settings: Settings, base: str, own_warehouse: str
 ) -> None:
     from orchestration.defs.ingest.app_events import load_app_events_day
     from orchestration.resources import LandingResource
@@ -215,7 +215,7 @@ def test_the_ingestion_asset_loads_what_the_api_wrote(
     assert response.json()["accepted"] == 12
     day = _day(_landed(settings)[0])
     landing = LandingResource(root=str(settings.landing_root))
-    counts, checks = load_app_events_day(day, landing, warehouse_url)
+    counts, checks = load_app_events_day(day, landing, own_warehouse)
     assert counts["files"] == 1
     assert (counts["read"], counts["loaded"], counts["quarantined"]) == (12, 12, 0)
     assert all(check.passed for check in checks if check.name == "reconciliation")

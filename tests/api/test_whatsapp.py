@@ -352,7 +352,7 @@ def test_openapi_documents_the_endpoints(base: str) -> None:
 
 
 def test_the_ingestion_asset_loads_deliveries_and_exports(
-    settings: Settings, base: str, warehouse_url: str
+    settings: Settings, base: str, own_warehouse: str
 ) -> None:
     from orchestration.defs.ingest.whatsapp import load_whatsapp_day
     from orchestration.resources import LandingResource
@@ -371,7 +371,7 @@ def test_the_ingestion_asset_loads_deliveries_and_exports(
         app_secret=secret.decode(),
         pii_key=_pii(settings).decode(),
     )
-    result = load_whatsapp_day(day, landing, warehouse_url)
+    result = load_whatsapp_day(day, landing, own_warehouse)
     assert result.counts["read"] == 2
     assert result.counts["loaded_lines"] == 2
     assert result.counts["chat_export_files"] == 1
