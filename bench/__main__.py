@@ -13,6 +13,7 @@ BENCHMARKS = (
     "dbt_incremental",
     "ml_training",
     "api_operational",
+    "api_insights",
 )
 
 
@@ -60,6 +61,10 @@ def main() -> None:
         from bench import api_operational  # imports the API and its test world: only when run
 
         api_operational.run(seconds=args.api_seconds, rounds=args.api_rounds)
+    if args.only in (None, "api_insights"):
+        from bench import api_insights  # builds a small world unless BENCH_INSIGHTS_*_URL are set
+
+        api_insights.run(seconds=args.api_seconds, rounds=args.api_rounds)
 
 
 if __name__ == "__main__":

@@ -45,49 +45,48 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import os
 import secrets
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from contextlib import closing
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
-import numpy as np
 import orjson
-import psutil
-import psycopg
-import redis
 from pydantic import SecretStr
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session
 
 from api.security.otp_delivery import RecordingOtpSender
+from bench.http_load import (
+    APP,
+    CLIENTS,
+    DEFAULT_ADMIN_URL,
+    DEFAULT_REDIS_URL,
+    WARMUP_S,
+    Budget,
+    Call,
+    Probe,
+    Window,
+    admin_url,
+    event_loop_factory,
+    percentiles_ms,
+    redis_url_if_up,
+    scratch_database,
+    serve,
+)
+from bench.http_load import summary as summarise
 from simulator.app_events import day_chunks
 from simulator.config import FaultRates, SimulationConfig
 from simulator.world import build_world
 from tests.api.conftest import Api, Tenant, _tenant
 from warehouse import urls
-from warehouse.databases import drop_database, ensure_database
-from warehouse.embedded import EmbeddedPostgres
 from warehouse.migrate import upgrade
-from warehouse.settings import Settings, get_settings
+from warehouse.settings import Settings
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-APP = "api.main:create_app"  # the factory uvicorn serves
 SCENARIOS = ("bare", "read", "intake")
 LABELS = {
     "bare": "bare    GET /healthz",
@@ -100,46 +99,9 @@ BODIES_PER_USER = 128  # distinct intake bodies per caller, cycled (each event i
 AIM_P95_MS = 50.0
 AIM_READ_SHARE = 0.5
 EVENTS_DAY = date(2026, 1, 5)  # the simulator day the events are taken from (re-timed to now)
-STARTUP_TIMEOUT_S = 60.0
-WARMUP_S = 2.0  # untimed load of each scenario first (pools filled, code paths warm)
 
 
 # --------------------------------------------------------------------------- database and world
-
-
-def _admin_url(explicit: str | None) -> str:
-    """The server to create the scratch database on (see the module docstring)."""
-    configured = (
-        explicit or os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
-    )
-    if configured:
-        return urls.libpq_url(configured)
-    try:
-        with psycopg.connect(DEFAULT_ADMIN_URL, connect_timeout=3):
-            return DEFAULT_ADMIN_URL
-    except psycopg.OperationalError:
-        return EmbeddedPostgres(get_settings().pg_root).up()
-
-
-def _redis_url(explicit: str | None) -> str | None:
-    """The Redis the app shares its rate limits and cache through, as in production: `--redis-url`,
-    `REDIS_URL` or the local default, if it answers; else none (each process counts alone)."""
-    url = explicit or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-    except redis.RedisError:
-        return None
-    return url
-
-
-@contextmanager
-def _scratch_database(admin: str) -> Iterator[str]:
-    name = f"mitra_bench_{uuid.uuid4().hex[:8]}"
-    ensure_database(admin, name)
-    try:
-        yield urls.with_database(admin, name)
-    finally:
-        drop_database(admin, name)
 
 
 def _seed(engine: Engine) -> list[Tenant]:
@@ -149,22 +111,6 @@ def _seed(engine: Engine) -> list[Tenant]:
 
 
 # --------------------------------------------------------------------------- requests
-
-
-@dataclass(frozen=True)
-class Call:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes = b""
-
-    def encode(self, host: str) -> bytes:
-        """The request as it goes on the wire (HTTP/1.1, keep-alive)."""
-        lines = [f"{self.method} {self.path} HTTP/1.1", f"host: {host}"]
-        lines += [f"{name}: {value}" for name, value in self.headers.items()]
-        if self.method != "GET":
-            lines.append(f"content-length: {len(self.body)}")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + self.body
 
 
 def _iso(moment: datetime) -> str:
@@ -218,355 +164,7 @@ def _workload(api: Api, tenants: list[Tenant], events: list[dict[str, Any]]) -> 
     return calls
 
 
-# --------------------------------------------------------------------------- the server
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen
-    port: int
-    log: Path
-
-    def cpu_seconds(self) -> float:
-        """CPU time of the server's processes (uvicorn, and its workers when there are several)."""
-        try:
-            parent = psutil.Process(self.process.pid)
-            total = 0.0
-            for proc in [parent, *parent.children(recursive=True)]:
-                times = proc.cpu_times()
-                total += times.user + times.system
-            return total
-        except psutil.NoSuchProcess:
-            return 0.0
-
-
-@contextmanager
-def serve(
-    env: dict[str, str], workers: int, access_log: bool, scratch: Path, app: str = APP
-) -> Iterator[Server]:
-    """`uvicorn <app> --factory` in its own process, until it answers /healthz."""
-    port = _free_port()
-    log = scratch / "uvicorn.log"
-    command = [
-        sys.executable, "-m", "uvicorn", app, "--factory",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-        "--log-level", "warning", *([] if access_log else ["--no-access-log"]),
-    ]  # fmt: skip
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    server = Server(process, port, log)
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"uvicorn exited during start-up:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"uvicorn did not answer:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
-        yield server
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-# --------------------------------------------------------------------------- load generators
-
-
-@dataclass(frozen=True)
-class Budget:
-    """When a window ends: after `requests` requests, or once `seconds` have passed."""
-
-    requests: int | None = None
-    seconds: float | None = None
-
-    def __str__(self) -> str:
-        return f"{self.requests:,} requests" if self.requests else f"{self.seconds:g} s"
-
-    def counter(self) -> Callable[[], bool]:
-        """A function each connection calls before a request: may it send one more?"""
-        issued = itertools.count()
-        limit = self.requests
-        deadline = time.perf_counter() + self.seconds if self.seconds else float("inf")
-        if limit:
-            return lambda: next(issued) < limit
-        return lambda: time.perf_counter() < deadline
-
-
-@dataclass(frozen=True)
-class Reading:
-    at: float  # perf_counter
-    server: float  # CPU seconds so far
-    client: float
-    postgres: float
-    machine: float  # busy CPU seconds of the whole machine
-    sessions: int  # sessions ever opened on the scratch database
-
-
-@dataclass
-class Window:
-    """One timed run of one scenario."""
-
-    latencies: np.ndarray  # seconds, of the requests answered as expected
-    seconds: float
-    errors: int
-    first_error: str | None
-    before: Reading
-    after: Reading
-
-    def _cores(self, name: str) -> float:
-        """Cores busy on average (1.0 = one core the whole window)."""
-        span = self.after.at - self.before.at
-        return (getattr(self.after, name) - getattr(self.before, name)) / span
-
-    @property
-    def server_cpu(self) -> float:
-        return self._cores("server")
-
-    @property
-    def client_cpu(self) -> float:
-        return self._cores("client")
-
-    @property
-    def postgres_cpu(self) -> float:
-        return self._cores("postgres")
-
-    @property
-    def machine_cpu(self) -> float:
-        return self._cores("machine")
-
-    def cpu_seconds(self, name: str) -> float:
-        return getattr(self.after, name) - getattr(self.before, name)
-
-    @property
-    def sessions(self) -> int:
-        """Database sessions opened during the window."""
-        return self.after.sessions - self.before.sessions
-
-    @property
-    def other_cpu(self) -> float:
-        """Busy cores not ours: other programs on the machine (a shared box is noisy)."""
-        return max(0.0, self.machine_cpu - self.server_cpu - self.client_cpu - self.postgres_cpu)
-
-    @property
-    def requests(self) -> int:
-        return len(self.latencies) + self.errors
-
-
-class Probe:
-    """Counters read around a window: the CPU of the server, of this process, of PostgreSQL and
-    of the whole machine (whatever else runs on it shows as busy cores beyond those three), and
-    the database sessions opened (a pool that opens a connection per request shows here)."""
-
-    def __init__(self, server: Server, url: str) -> None:
-        self.server = server
-        self.database = urls.parse(url).database
-        self.stats = psycopg.connect(urls.libpq_url(url), autocommit=True)
-
-    def close(self) -> None:
-        self.stats.close()
-
-    @staticmethod
-    def _postgres_seconds() -> float:
-        """CPU time of the whole PostgreSQL server: its live processes, plus what the ended
-        ones used (the postmaster's children times), so a backend opened and closed within the
-        window counts. Other databases on the server count too, if anything else uses them."""
-        total = 0.0
-        for proc in psutil.process_iter(["name", "ppid"]):
-            if proc.info["name"] != "postgres":
-                continue
-            try:
-                times = proc.cpu_times()
-                total += times.user + times.system
-                if psutil.Process(proc.info["ppid"]).name() != "postgres":  # the postmaster
-                    total += times.children_user + times.children_system
-            except psutil.Error:
-                continue
-        return total
-
-    def _sessions(self) -> int:
-        """Sessions ever opened on the scratch database (PostgreSQL 14+; 0 before)."""
-        try:
-            self.stats.execute("SELECT pg_stat_clear_snapshot()")
-            row = self.stats.execute(
-                "SELECT sessions FROM pg_stat_database WHERE datname = %s", (self.database,)
-            ).fetchone()
-        except psycopg.errors.UndefinedColumn:
-            return 0
-        return int(row[0]) if row and row[0] is not None else 0
-
-    def read(self) -> Reading:
-        machine = psutil.cpu_times()
-        idle = machine.idle + getattr(machine, "iowait", 0.0)
-        return Reading(
-            at=time.perf_counter(),
-            server=self.server.cpu_seconds(),
-            client=time.process_time(),
-            postgres=self._postgres_seconds(),
-            machine=sum(machine) - idle,
-            sessions=self._sessions(),
-        )
-
-
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    lower = head.lower()
-    at = lower.find(b"\r\ncontent-length:")
-    if at < 0:
-        raise RuntimeError(f"a response without Content-Length: {head[:200]!r}")
-    end = lower.index(b"\r\n", at + 2)
-    length = int(head[at + 17 : end])
-    return int(head[9:12]), await reader.readexactly(length) if length else b""
-
-
-async def _raw_window(
-    server: Server, calls: list[Call], budget: Budget, concurrency: int, expect: int, probe: Probe
-) -> Window:
-    host = f"127.0.0.1:{server.port}"
-    payloads = [call.encode(host) for call in calls]
-    connections = [
-        await asyncio.open_connection("127.0.0.1", server.port) for _ in range(concurrency)
-    ]
-    latencies: list[float] = []
-    errors: list[str] = []
-
-    async def connection(
-        k: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        for i in itertools.count(k * 7919):  # each connection its own walk through the calls
-            if not more():
-                return
-            started = time.perf_counter()
-            writer.write(payloads[i % len(payloads)])
-            status, body = await _read_response(reader)
-            elapsed = time.perf_counter() - started
-            if status == expect:
-                latencies.append(elapsed)
-            else:
-                errors.append(f"{status} {body[:300].decode(errors='replace')}")
-
-    before = probe.read()
-    more = budget.counter()
-    started = time.perf_counter()
-    await asyncio.gather(*(connection(k, r, w) for k, (r, w) in enumerate(connections)))
-    seconds = time.perf_counter() - started
-    after = probe.read()
-    for _, writer in connections:
-        writer.close()
-    return _window(latencies, errors, seconds, before, after)
-
-
-async def _httpx_window(
-    server: Server, calls: list[Call], budget: Budget, concurrency: int, expect: int, probe: Probe
-) -> Window:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    base = f"http://127.0.0.1:{server.port}"
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
-        await asyncio.gather(*(client.get("/healthz") for _ in range(concurrency)))  # connect
-        latencies: list[float] = []
-        errors: list[str] = []
-
-        async def connection(k: int) -> None:
-            for i in itertools.count(k * 7919):
-                if not more():
-                    return
-                call = calls[i % len(calls)]
-                started = time.perf_counter()
-                response = await client.request(
-                    call.method, call.path, headers=call.headers, content=call.body or None
-                )
-                elapsed = time.perf_counter() - started
-                if response.status_code == expect:
-                    latencies.append(elapsed)
-                else:
-                    errors.append(f"{response.status_code} {response.text[:300]}")
-
-        before = probe.read()
-        more = budget.counter()
-        started = time.perf_counter()
-        await asyncio.gather(*(connection(k) for k in range(concurrency)))
-        seconds = time.perf_counter() - started
-        after = probe.read()
-    return _window(latencies, errors, seconds, before, after)
-
-
-def _window(
-    latencies: list[float], errors: list[str], seconds: float, before: Reading, after: Reading
-) -> Window:
-    return Window(
-        latencies=np.array(latencies),
-        seconds=seconds,
-        errors=len(errors),
-        first_error=errors[0] if errors else None,
-        before=before,
-        after=after,
-    )
-
-
-CLIENTS: dict[str, Callable[..., Any]] = {"raw": _raw_window, "httpx": _httpx_window}
-
-
-def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvicorn[standard] brings it
-        return asyncio.new_event_loop
-    return uvloop.new_event_loop
-
-
 # --------------------------------------------------------------------------- the run
-
-
-def _percentiles_ms(latencies: np.ndarray) -> tuple[float, float, float]:
-    if not len(latencies):
-        return (float("nan"),) * 3
-    p50, p95, p99 = np.percentile(latencies, [50, 95, 99]) * 1000
-    return float(p50), float(p95), float(p99)
-
-
-def _summary(windows: list[Window]) -> dict[str, float]:
-    latencies = np.concatenate([w.latencies for w in windows])
-    seconds = sum(w.seconds for w in windows)
-    requests = sum(w.requests for w in windows)
-    p50, p95, p99 = _percentiles_ms(latencies)
-
-    def weighted(name: str) -> float:
-        return sum(getattr(w, name) * w.seconds for w in windows) / seconds
-
-    return {
-        "requests": requests,
-        "errors": sum(w.errors for w in windows),
-        "rps": requests / seconds,
-        "rps_rounds": [w.requests / w.seconds for w in windows],
-        "p50_ms": p50,
-        "p95_ms": p95,
-        "p99_ms": p99,
-        "server_cpu": weighted("server_cpu"),
-        "client_cpu": weighted("client_cpu"),
-        "postgres_cpu": weighted("postgres_cpu"),
-        "other_cpu": weighted("other_cpu"),
-        "sessions_per_100": 100 * sum(w.sessions for w in windows) / requests,
-        # CPU per request: unlike requests/s, barely moved by what else runs on the machine.
-        "server_ms": 1000 * sum(w.cpu_seconds("server") for w in windows) / requests,
-        "postgres_ms": 1000 * sum(w.cpu_seconds("postgres") for w in windows) / requests,
-    }
 
 
 def _landed(landing: Path) -> tuple[int, int]:
@@ -609,8 +207,8 @@ def run(
     budget = Budget(requests=requests) if requests else Budget(seconds=seconds)
     warmup = Budget(requests=max(200, requests // 10)) if requests else Budget(seconds=WARMUP_S)
     window = CLIENTS[client]
-    admin = _admin_url(database_url)
-    redis_url = _redis_url(redis_url)
+    admin = admin_url(database_url)
+    redis_url = redis_url_if_up(redis_url)
     print(
         f"operational API under load: {concurrency} keep-alive connections, {client} client, "
         f"uvicorn {workers} worker{'s' if workers > 1 else ''}, {rounds} rounds x {budget} per "
@@ -619,7 +217,7 @@ def run(
     )
     events = _simulated_events()
     with (
-        _scratch_database(admin) as url,
+        scratch_database(admin) as url,
         tempfile.TemporaryDirectory(prefix="mitra-bench-api-") as scratch_dir,
     ):
         scratch = Path(scratch_dir)
@@ -645,7 +243,7 @@ def run(
             with (
                 serve(env, workers, access_log, scratch, app) as server,
                 closing(Probe(server, url)) as probe,
-                asyncio.Runner(loop_factory=_event_loop_factory()) as runner,
+                asyncio.Runner(loop_factory=event_loop_factory()) as runner,
             ):
 
                 def drive(name: str, calls: list[Call], until: Budget) -> Window:
@@ -684,7 +282,7 @@ def _results(
     landed: tuple[int, int],
     expected_lines: int,
 ) -> dict[str, Any]:
-    summary = {name: _summary(scenario_windows) for name, scenario_windows in windows.items()}
+    summary = {name: summarise(scenario_windows) for name, scenario_windows in windows.items()}
     results: dict[str, Any] = {"scenarios": summary, "config": config}
     if "bare" in summary:
         for name in set(summary) - {"bare"}:
@@ -708,7 +306,7 @@ def _check(name: str, window: Window) -> None:
 
 
 def _progress(round_index: int, rounds: int, name: str, w: Window) -> None:
-    p50, p95, _ = _percentiles_ms(w.latencies)
+    p50, p95, _ = percentiles_ms(w.latencies)
     print(
         f"  round {round_index + 1}/{rounds} {name:<6} {w.requests:>7,} requests in "
         f"{w.seconds:6.2f} s {w.requests / w.seconds:>8,.0f} req/s  p50 {p50:6.1f} ms "
