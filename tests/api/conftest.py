@@ -18,11 +18,10 @@ import pytest
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session
 
-from api.db import scoped_session
 from api.main import create_app
 from api.security.otp_delivery import RecordingOtpSender
-from api.security.sessions import TENANT_ADMIN_PERMISSION, start_session
-from api.security.tokens import issue_access_token
+from api.security.sessions import TENANT_ADMIN_PERMISSION
+from tests.api.signin import access_token
 from tests.built_world import BuiltWarehouse
 from tests.live_server import live_server
 from warehouse import urls
@@ -247,11 +246,7 @@ class Api:
 
     def token(self, user_id: uuid.UUID) -> str:
         """An access token for the user, made by the same code as a sign-in (minus the OTP)."""
-        with scoped_session(self.engine, None) as session:
-            user = session.get(User, user_id)
-            assert user is not None
-            issued = start_session(session, user, ip=None, user_agent="tests")
-        return issue_access_token(self.settings, issued.principal)
+        return access_token(self.engine, self.settings, user_id)
 
 
 @pytest.fixture(scope="session")

@@ -14,10 +14,9 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
 
-from api.db import scoped_session
 from api.main import create_app
-from api.security.sessions import TENANT_ADMIN_PERMISSION, start_session
-from api.security.tokens import issue_access_token
+from api.security.sessions import TENANT_ADMIN_PERMISSION
+from tests.api.signin import access_token
 from tests.built_world import BuiltWarehouse
 from tests.live_server import live_server
 from warehouse import urls
@@ -37,11 +36,7 @@ class Insights:
     warehouse: Engine
 
     def token(self, user_id: uuid.UUID) -> str:
-        with scoped_session(self.operational, None) as session:
-            user = session.get(User, user_id)
-            assert user is not None
-            issued = start_session(session, user, ip=None, user_agent="tests")
-        return issue_access_token(self.settings, issued.principal)
+        return access_token(self.operational, self.settings, user_id)
 
     def get(self, user_id: uuid.UUID, path: str, **params: object) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token(user_id)}"}

@@ -28,11 +28,10 @@ from psycopg import sql
 from sqlalchemy import create_engine, delete, select, text
 from sqlalchemy.orm import Session
 
-from api.db import scoped_session
 from api.main import create_app
 from api.marts_export import MARTS, PARQUET_ROWS_PER_GROUP, Column, parquet_schema, read_catalog
-from api.security.sessions import TENANT_ADMIN_PERMISSION, start_session
-from api.security.tokens import issue_access_token
+from api.security.sessions import TENANT_ADMIN_PERMISSION
+from tests.api.signin import access_token
 from tests.built_world import BuiltWarehouse
 from tests.live_server import live_server
 from warehouse import urls
@@ -71,11 +70,7 @@ class Exports:
     callers: Callers
 
     def token(self, user_id: uuid.UUID) -> str:
-        with scoped_session(self.owner, None) as session:
-            user = session.get(User, user_id)
-            assert user is not None
-            issued = start_session(session, user, ip=None, user_agent="tests")
-        return issue_access_token(self.settings, issued.principal)
+        return access_token(self.owner, self.settings, user_id)
 
     def client(self, user_id: uuid.UUID | None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.token(user_id)}"} if user_id else {}

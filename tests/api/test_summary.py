@@ -20,7 +20,6 @@ import httpx
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from api.db import scoped_session
 from api.insights.summary import (
     approx_inr,
     approx_percent,
@@ -31,13 +30,11 @@ from api.insights.summary import (
 )
 from api.llm import RETRY_PAUSE_MAX
 from api.main import create_app
-from api.security.sessions import start_session
-from api.security.tokens import issue_access_token
+from tests.api.signin import access_token
 from tests.api.test_chat import captured_logs, closed_port_url, fake_llm, llm_settings
 from tests.built_world import BuiltWarehouse
 from tests.live_server import live_server
 from warehouse import urls
-from warehouse.operational.models import User
 from warehouse.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -55,11 +52,7 @@ class World:
     settings: Settings
 
     def token(self, user_id: uuid.UUID) -> str:
-        with scoped_session(self.operational, None) as session:
-            user = session.get(User, user_id)
-            assert user is not None
-            issued = start_session(session, user, ip=None, user_agent="tests")
-        return issue_access_token(self.settings, issued.principal)
+        return access_token(self.operational, self.settings, user_id)
 
     def settings_with(self, **fields: Any) -> Settings:
         return self.settings.model_copy(update=fields)
