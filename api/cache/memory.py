@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from time import monotonic
 
@@ -16,8 +17,10 @@ from warehouse.marts_version import read_marts_version
 
 class MemoryAnswerCache(AnswerCache):
     """Answers in a dict of this process. The version is read from the warehouse's
-    `ops.marts_version` on every lookup (a one-row read), so a bump is seen at once; that read is
-    what a cached answer costs here. At most `max_entries` answers, the oldest dropped first."""
+    `ops.marts_version` for every lookup (a one-row read), so a bump is seen at once; lookups
+    that arrive while a read is in flight share it (as Redis lookups share one round trip,
+    `api.redis_batch`), so a burst costs one read per round trip, not one thread hop and one
+    query each. At most `max_entries` answers, the oldest dropped first."""
 
     def __init__(
         self,
@@ -31,17 +34,28 @@ class MemoryAnswerCache(AnswerCache):
         self._warehouse = warehouse
         self._max_entries = max_entries
         self._version: int | None = None
+        self._version_read: asyncio.Future[int] | None = None
         self._entries: OrderedDict[tuple[str, str], tuple[float, bytes]] = OrderedDict()
 
     def _read_version(self) -> int:
         with self._warehouse.connect() as conn:
             return read_marts_version(conn).version
 
+    def _read_done(self, _: asyncio.Future[int]) -> None:
+        self._version_read = None
+
+    async def _current_version(self) -> int:
+        """The version, from the read in flight if there is one, else from a new read."""
+        if self._version_read is None:
+            self._version_read = asyncio.ensure_future(run_in_threadpool(self._read_version))
+            self._version_read.add_done_callback(self._read_done)
+        return await asyncio.shield(self._version_read)
+
     async def _lookup(self, namespace: str, key: str) -> tuple[int | None, bytes | None]:
         if not self._available():
             return None, None
         try:
-            version = await run_in_threadpool(self._read_version)
+            version = await self._current_version()
         except SQLAlchemyError as exc:
             self._failed("version", exc)
             return None, None
