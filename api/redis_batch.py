@@ -4,9 +4,11 @@ Why batching: with redis-py's asyncio client (hiredis parser), one command costs
 about 200-250 us of CPU in Python (packing, the connection pool, timeouts, parsing), ten times
 what Redis spends on it, and it was most of what a cached answer cost. Requests that ask within
 the same turn of the event loop are therefore sent as *one* script call over one connection.
-Measured here (2 shared cores, 50 keep-alive connections, uvicorn + uvloop, one worker): server
-CPU per cached answer 510-640 us unbatched, 345-400 us batched (a plain 2 KB JSON route: 225-240
-us); alone, a lookup fell from ~200 us to 20-50 us. At low load a batch holds one request and
+Measured here (2 shared cores, 50 keep-alive connections, uvicorn + uvloop, one worker), on a
+bare test route with no authentication: server CPU per cached answer 510-640 us unbatched,
+345-400 us batched (a plain 2 KB JSON route: 225-240 us); alone, a lookup fell from ~200 us to
+20-50 us. A real insights answer adds the token check, the rate limit and the authorisation
+facts: 0.51 ms per cached answer (bench/api_insights.py). At low load a batch holds one request and
 costs one extra loop turn, a few microseconds.
 
 Each script handles a list of items: ARGV is the items' arguments one after the other (`arity`
