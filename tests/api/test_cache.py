@@ -23,7 +23,7 @@ import psycopg
 import pytest
 import redis
 from fastapi import Depends, FastAPI, HTTPException, Response
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from api.cache import CacheDep, cache_key, cached_response
 from api.deps import EnginesDep
@@ -354,3 +354,33 @@ def test_namespaces_are_checked() -> None:
     cache = MemoryAnswerCache(None, Metrics())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="namespace"):
         asyncio.run(cache.get_or_compute("Has Spaces", "k", lambda: b"", 10))
+
+
+def test_concurrent_in_process_lookups_share_one_version_read(cache_warehouse: str) -> None:
+    """Without Redis every lookup needs the marts version; 50 arriving together share reads
+    instead of each taking a thread and a query, and every one still gets its answer."""
+    from api.cache import MemoryAnswerCache
+
+    engine = create_engine(urls.sqlalchemy_url(cache_warehouse))
+    cache = MemoryAnswerCache(engine, Metrics())
+    reads = 0
+    read_version = cache._read_version
+
+    def counted() -> int:
+        nonlocal reads
+        reads += 1
+        return read_version()
+
+    cache._read_version = counted  # type: ignore[method-assign]
+
+    async def burst() -> list:
+        return await asyncio.gather(
+            *(cache.get_or_compute("probe.v1", f"k{i}", lambda: b"x", 60) for i in range(50))
+        )
+
+    try:
+        answers = asyncio.run(burst())
+    finally:
+        engine.dispose()
+    assert [a.value for a in answers] == [b"x"] * 50
+    assert 1 <= reads < 10
