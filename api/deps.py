@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Engine
 
 from warehouse.settings import Settings
@@ -13,15 +14,18 @@ from warehouse.settings import Settings
 
 @dataclass(frozen=True)
 class Engines:
-    """One engine per database the API reads (the operational store and the warehouse)."""
+    """One engine per database the API reads (the operational store and the warehouse), and the
+    asyncio pool of the operational store's hot reads (`api.db.scoped_rows`)."""
 
     operational: Engine
     warehouse: Engine
+    operational_reads: AsyncConnectionPool
 
     def as_dict(self) -> dict[str, Engine]:
         return {"operational": self.operational, "warehouse": self.warehouse}
 
-    def dispose(self) -> None:
+    async def dispose(self) -> None:
+        await self.operational_reads.close()
         self.operational.dispose()
         self.warehouse.dispose()
 

@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import HTTPException, status
-from sqlalchemy import ColumnElement, false, select, true
+from sqlalchemy import ColumnElement, any_, select, true
 from sqlalchemy.orm import Session
 
 from api.resources.crud import Resource
+from api.resources.scoping import caller_agent, caller_policyholders, scope_params
 from api.schemas import resources as s
 from api.security.tokens import Principal
 from warehouse.operational.enums import (
@@ -60,16 +61,16 @@ def tenant_for(
     return tenant
 
 
-def _no_scope(model: Any, principal: Principal, for_write: bool) -> list[ColumnElement[bool]]:
+def _no_scope(model: Any, role: UserRole, for_write: bool) -> list[ColumnElement[bool]]:
     return []
 
 
 # --------------------------------------------------------------------------- agents
 
 
-def _agent_scope(model: Any, principal: Principal, for_write: bool) -> list[ColumnElement[bool]]:
-    if principal.role is AGENT:
-        return [model.id == principal.agent_id]
+def _agent_scope(model: Any, role: UserRole, for_write: bool) -> list[ColumnElement[bool]]:
+    if role is AGENT:
+        return [model.id == caller_agent()]
     return []
 
 
@@ -110,12 +111,11 @@ AGENTS = Resource(
 # --------------------------------------------------------------------------- policyholders
 
 
-def _holder_scope(model: Any, principal: Principal, for_write: bool) -> list[ColumnElement[bool]]:
-    if principal.role is AGENT:
-        return [model.agent_id == principal.agent_id]
-    if principal.role is HOLDER:
-        ids = principal.policyholder_ids
-        return [model.id.in_(ids) if ids else false()]
+def _holder_scope(model: Any, role: UserRole, for_write: bool) -> list[ColumnElement[bool]]:
+    if role is AGENT:
+        return [model.agent_id == caller_agent()]
+    if role is HOLDER:
+        return [model.id == any_(caller_policyholders())]
     return []
 
 
@@ -167,12 +167,11 @@ POLICYHOLDERS = Resource(
 # --------------------------------------------------------------------------- policies
 
 
-def _policy_scope(model: Any, principal: Principal, for_write: bool) -> list[ColumnElement[bool]]:
-    if principal.role is AGENT:
-        return [model.agent_id == principal.agent_id]
-    if principal.role is HOLDER:
-        ids = principal.policyholder_ids
-        return [model.policyholder_id.in_(ids) if ids else false()]
+def _policy_scope(model: Any, role: UserRole, for_write: bool) -> list[ColumnElement[bool]]:
+    if role is AGENT:
+        return [model.agent_id == caller_agent()]
+    if role is HOLDER:
+        return [model.policyholder_id == any_(caller_policyholders())]
     return []
 
 
@@ -183,8 +182,9 @@ def _prepare_policy(
         select(Policyholder).where(
             Policyholder.id == values["policyholder_id"],
             Policyholder.deleted_at.is_(None),
-            *_holder_scope(Policyholder, principal, True),
-        )
+            *_holder_scope(Policyholder, principal.role, True),
+        ),
+        scope_params(principal),
     ).first()
     if holder is None:
         raise _unprocessable("policyholder_id names no customer of yours")
@@ -218,11 +218,11 @@ POLICIES = Resource(
 # --------------------------------------------------------------------------- content
 
 
-def _video_scope(model: Any, principal: Principal, for_write: bool) -> list[ColumnElement[bool]]:
-    if principal.role is HOLDER:
+def _video_scope(model: Any, role: UserRole, for_write: bool) -> list[ColumnElement[bool]]:
+    if role is HOLDER:
         return [model.status == VideoStatus.PUBLISHED]
-    if for_write and principal.role is AGENT:
-        return [model.uploaded_by_agent_id == principal.agent_id]
+    if for_write and role is AGENT:
+        return [model.uploaded_by_agent_id == caller_agent()]
     return []
 
 
@@ -253,11 +253,9 @@ VIDEOS = Resource(
 )
 
 
-def _knowledge_scope(
-    model: Any, principal: Principal, for_write: bool
-) -> list[ColumnElement[bool]]:
+def _knowledge_scope(model: Any, role: UserRole, for_write: bool) -> list[ColumnElement[bool]]:
     # Shared answers (no tenant) are read by all and written only by super admins.
-    if for_write and not principal.all_tenants:
+    if for_write and role is not UserRole.SUPER_ADMIN:
         return [model.provider_id.is_not(None)]
     return []
 

@@ -18,16 +18,19 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
+from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, create_model
-from sqlalchemy import ColumnElement, Connection, select
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from api import audit
 from api.context import RequestContext, RequestContextDep
-from api.db import scoped_connection, scoped_session
+from api.db import scoped_connection, scoped_rows, scoped_session
 from api.deps import EnginesDep
 from api.problems import problem_responses
+from api.resources import scoping
 from api.resources.paging import DEFAULT_LIMIT, MAX_LIMIT, after_cursor, encode_cursor
 from api.resources.versions import check_if_match, etag_of, request_hash
 from api.security.deps import roles
@@ -36,8 +39,10 @@ from warehouse.operational.enums import UserRole
 from warehouse.operational.models import IdempotencyKey
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
+_PSYCOPG = psycopg_dialect.dialect()
 
-Scope = Callable[[Any, Principal, bool], list[ColumnElement[bool]]]
+# A scope sees only the caller's role; the caller's ids are parameters (api.resources.scoping).
+Scope = Callable[[Any, UserRole, bool], list[ColumnElement[bool]]]
 Prepare = Callable[[Session, Principal, dict[str, Any]], dict[str, Any]]
 
 
@@ -96,27 +101,47 @@ def _not_found(resource: Resource) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"no such {resource.entity.replace('_', ' ')}")
 
 
-def _visible_query(
-    resource: Resource, principal: Principal, row_id: uuid.UUID, for_write: bool
-) -> Any:
+def _visible_clauses(resource: Resource, role: UserRole, for_write: bool) -> Any:
+    """Live, within the caller's scope, and the id in the URL (`scoping.row_id()`)."""
     return (
         resource.live(resource.model),
-        *resource.scope(resource.model, principal, for_write),
-        resource.model.id == row_id,
+        *resource.scope(resource.model, role, for_write),
+        resource.model.id == scoping.row_id(),
     )
 
 
-def read_visible(
-    conn: Connection, resource: Resource, principal: Principal, row_id: uuid.UUID
+@dataclass(frozen=True)
+class CompiledRead:
+    """A resource's read for one role as psycopg runs it: the SQL and its constant values."""
+
+    sql: str
+    constants: dict[str, Any]
+
+
+_compiled_reads: dict[tuple[str, UserRole], CompiledRead] = {}
+
+
+def compiled_read(resource: Resource, role: UserRole) -> CompiledRead:
+    """The read of one row by a caller of `role`, compiled once per resource and role."""
+    key = (resource.path, role)
+    if key not in _compiled_reads:
+        query = select(resource.model.__table__).where(*_visible_clauses(resource, role, False))
+        compiled = query.compile(dialect=_PSYCOPG)
+        constants = {k: v for k, v in compiled.params.items() if v is not None}
+        _compiled_reads[key] = CompiledRead(str(compiled), constants)
+    return _compiled_reads[key]
+
+
+async def read_visible(
+    pool: AsyncConnectionPool, resource: Resource, principal: Principal, row_id: uuid.UUID
 ) -> dict[str, Any]:
-    """The row as a mapping (Core, no ORM object), or 404: for reads on the hot path."""
-    query = select(resource.model.__table__).where(
-        *_visible_query(resource, principal, row_id, False)
-    )
-    row = conn.execute(query).mappings().first()
-    if row is None:
+    """The row as a mapping, or 404: one pipelined round trip on the event loop (the hot path)."""
+    read = compiled_read(resource, principal.role)
+    params = scoping.scope_params(principal, **read.constants, **{scoping.ROW_ID: row_id})
+    rows = await scoped_rows(pool, principal, read.sql, params)
+    if not rows:
         raise _not_found(resource)
-    return dict(row)
+    return rows[0]
 
 
 def visible(
@@ -128,10 +153,10 @@ def visible(
     for_write: bool,
     lock: bool = False,
 ) -> Any:
-    query = select(resource.model).where(*_visible_query(resource, principal, row_id, for_write))
+    query = select(resource.model).where(*_visible_clauses(resource, principal.role, for_write))
     if lock:
         query = query.with_for_update()
-    row = session.scalars(query).first()
+    row = session.scalars(query, scoping.scope_params(principal, row_id=row_id)).first()
     if row is None:
         raise _not_found(resource)
     return row
@@ -225,14 +250,16 @@ def crud_router(resource: Resource) -> APIRouter:
         values = filters.model_dump()
         limit, cursor = values.pop("limit"), values.pop("cursor")
         query = select(resource.model.__table__).where(
-            resource.live(resource.model), *resource.scope(resource.model, principal, False)
+            resource.live(resource.model), *resource.scope(resource.model, principal.role, False)
         )
         for name, value in values.items():
             if value is not None:
                 query = query.where(getattr(resource.model, name) == value)
         with scoped_connection(engines.operational, principal) as conn:
             page = after_cursor(query, resource.model, cursor, limit)
-            rows = [dict(row) for row in conn.execute(page).mappings()]
+            rows = [
+                dict(row) for row in conn.execute(page, scoping.scope_params(principal)).mappings()
+            ]
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
@@ -246,10 +273,9 @@ def crud_router(resource: Resource) -> APIRouter:
         response_model=Read,
         responses={200: {"headers": etag_header}, **problem_responses(401, 403, 404, 422)},
     )
-    def read_row(row_id: uuid.UUID, principal: Reader, engines: EnginesDep) -> Response:
+    async def read_row(row_id: uuid.UUID, principal: Reader, engines: EnginesDep) -> Response:
         """The row, with its `ETag` for a later `If-Match`."""
-        with scoped_connection(engines.operational, principal) as conn:
-            row = read_visible(conn, resource, principal, row_id)
+        row = await read_visible(engines.operational_reads, resource, principal, row_id)
         body = _dump(resource, row)
         return json_response(body, headers={"ETag": etag_of(row["id"], row["updated_at"])})
 

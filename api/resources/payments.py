@@ -6,9 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 
-from api.db import scoped_connection
+from api.db import scoped_rows
 from api.deps import EnginesDep
 from api.problems import problem_responses
 from api.resources.catalogue import POLICIES
@@ -17,6 +18,14 @@ from api.schemas.resources import PremiumPaymentRead
 from api.security.deps import roles
 from api.security.tokens import Principal
 from warehouse.operational.models import PremiumPayment
+
+# The payments of a policy the caller may read (`read_visible` first; row-level security too).
+_INSTALMENTS_SQL = str(
+    select(PremiumPayment.__table__)
+    .where(PremiumPayment.policy_id == bindparam("policy_id"))
+    .order_by(PremiumPayment.due_date)
+    .compile(dialect=psycopg_dialect.dialect())
+)
 
 router = APIRouter(prefix="/v1/policies", tags=["policies"])
 
@@ -31,18 +40,15 @@ class PremiumPayments(BaseModel):
     response_model=PremiumPayments,
     responses=problem_responses(401, 403, 404, 422),
 )
-def premium_payments(
+async def premium_payments(
     policy_id: uuid.UUID,
     principal: Annotated[Principal, Depends(roles(*POLICIES.readers))],
     engines: EnginesDep,
 ) -> Response:
     """Every instalment of the policy in due-date order (a policy has at most a few hundred)."""
-    with scoped_connection(engines.operational, principal) as conn:
-        read_visible(conn, POLICIES, principal, policy_id)
-        rows = conn.execute(
-            select(PremiumPayment.__table__)
-            .where(PremiumPayment.policy_id == policy_id)
-            .order_by(PremiumPayment.due_date)
-        ).mappings()
-        items = [PremiumPaymentRead.model_validate(dict(r)).model_dump(mode="json") for r in rows]
+    await read_visible(engines.operational_reads, POLICIES, principal, policy_id)
+    rows = await scoped_rows(
+        engines.operational_reads, principal, _INSTALMENTS_SQL, {"policy_id": policy_id}
+    )
+    items = [PremiumPaymentRead.model_validate(r).model_dump(mode="json") for r in rows]
     return json_response({"items": items})
