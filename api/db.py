@@ -11,15 +11,17 @@ caller's tenant into the next request.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from fastapi import HTTPException, status
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
-from sqlalchemy import Connection, Engine
+from sqlalchemy import ClauseElement, Connection, Engine
+from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 from sqlalchemy.orm import Session
 
 from api.security.tokens import Principal
@@ -67,7 +69,7 @@ def scoped_connection(engine: Engine, principal: Principal | None) -> Iterator[C
 
 
 def open_read_pool(url: str, size: int) -> AsyncConnectionPool:
-    """An asyncio pool of up to `size` psycopg connections for `scoped_rows`, growing from two as
+    """An asyncio pool of up to `size` psycopg connections for `pipelined`, growing from two as
     reads wait (opened by the caller: `await pool.open(wait=False)`, so a database that is down
     at start-up fills it later). A read holds its connection for one round trip, so a few serve
     many concurrent requests."""
@@ -77,7 +79,6 @@ def open_read_pool(url: str, size: int) -> AsyncConnectionPool:
         max_size=size,
         open=False,
         timeout=READ_POOL_WAIT_S,
-        name="operational-reads",
         kwargs={"connect_timeout": 5, "application_name": "agent_mitra"},
     )
 
@@ -90,30 +91,64 @@ def database_unavailable(exc: Exception) -> HTTPException:
     )
 
 
-async def scoped_rows(
-    pool: AsyncConnectionPool, principal: Principal, sql: str, params: Mapping[str, Any]
-) -> list[dict[str, Any]]:
-    """The rows of one read-only statement, run on the event loop in the same scope as
-    `scoped_connection` (API role, caller's tenants, one transaction), in one round trip.
+Statement = tuple[str, Mapping[str, Any]]  # SQL in psycopg's parameter style, and its values
+_PSYCOPG = psycopg_dialect.dialect()
 
-    Why: the threaded path paid four round trips per read (a pool ping, BEGIN, the scope, the
-    statement, COMMIT), each a GIL hand-over between threads; psycopg's pipeline mode sends all of
-    them at once. A read is retried once when its connection was lost (a restarted database
+
+@dataclass(frozen=True)
+class CompiledQuery:
+    """A SQLAlchemy query compiled once for `pipelined`: its SQL, and the values of the
+    parameters its own text bound (literals such as `percentile_cont(0.5)`); the rest are named
+    `bindparam`s, given per call."""
+
+    sql: str
+    constants: dict[str, Any]
+
+    def statement(self, **values: Any) -> Statement:
+        return self.sql, {**self.constants, **values}
+
+
+def compile_query(query: ClauseElement) -> CompiledQuery:
+    """Compile `query` for psycopg (compiling costs as much as running a small query, so callers
+    compile each of theirs once)."""
+    compiled = query.compile(dialect=_PSYCOPG)
+    return CompiledQuery(str(compiled), {k: v for k, v in compiled.params.items() if v is not None})
+
+
+async def pipelined(
+    pool: AsyncConnectionPool, statements: Sequence[Statement]
+) -> list[list[dict[str, Any]]]:
+    """The rows of each statement, all run in one transaction and one round trip.
+
+    Why: the threaded path paid a round trip per step (a pool ping, BEGIN, each statement,
+    COMMIT), each a GIL hand-over between threads; psycopg's pipeline mode sends them at once from
+    the event loop. Reads are retried once when their connection was lost (a restarted database
     leaves stale connections in the pool); a database still unreachable, or a pool with no free
-    connection within READ_POOL_WAIT_S, is a 503.
+    connection within READ_POOL_WAIT_S, is a 503. For reads only: a retry runs them again.
     """
     for attempt in (1, 2):
         conn: psycopg.AsyncConnection | None = None
         try:
             async with pool.connection() as conn:
                 async with conn.pipeline(), conn.transaction():
-                    await conn.execute(SCOPE_SQL, _scope_values(principal))
-                    cursor = conn.cursor(row_factory=dict_row)
-                    await cursor.execute(sql, params)
-                return await cursor.fetchall()
+                    cursors = []
+                    for sql, params in statements:
+                        cursor = conn.cursor(row_factory=dict_row)
+                        await cursor.execute(sql, params)
+                        cursors.append(cursor)
+                return [await cursor.fetchall() for cursor in cursors]
         except PoolTimeout as exc:
             raise database_unavailable(exc) from exc
         except psycopg.OperationalError as exc:
             if attempt == 2 or conn is None or not conn.broken:
                 raise database_unavailable(exc) from exc
     raise AssertionError("unreachable")
+
+
+async def scoped_rows(
+    pool: AsyncConnectionPool, principal: Principal, sql: str, params: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """The rows of one read-only statement in the same scope as `scoped_connection` (API role,
+    caller's tenants, one transaction), in one round trip (`pipelined`)."""
+    results = await pipelined(pool, [(SCOPE_SQL, _scope_values(principal)), (sql, params)])
+    return results[1]

@@ -14,18 +14,25 @@ from warehouse.settings import Settings
 
 @dataclass(frozen=True)
 class Engines:
-    """One engine per database the API reads (the operational store and the warehouse), and the
-    asyncio pool of the operational store's hot reads (`api.db.scoped_rows`)."""
+    """One engine per database the API reads (the operational store and the warehouse), and an
+    asyncio pool beside each for the hot reads (`api.db.pipelined`)."""
 
     operational: Engine
     warehouse: Engine
     operational_reads: AsyncConnectionPool
+    warehouse_reads: AsyncConnectionPool
 
     def as_dict(self) -> dict[str, Engine]:
         return {"operational": self.operational, "warehouse": self.warehouse}
 
+    async def open_pools(self) -> None:
+        """Open the read pools without waiting: a database down at start-up fills them later."""
+        await self.operational_reads.open(wait=False)
+        await self.warehouse_reads.open(wait=False)
+
     async def dispose(self) -> None:
         await self.operational_reads.close()
+        await self.warehouse_reads.close()
         self.operational.dispose()
         self.warehouse.dispose()
 

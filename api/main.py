@@ -64,8 +64,9 @@ def create_app(settings: Settings | None = None, *, otp_sender: OtpSender | None
             operational=make_engine(db_urls.operational, pool_size=DB_POOL_SIZE, max_overflow=0),
             warehouse=make_engine(db_urls.warehouse, pool_size=DB_POOL_SIZE, max_overflow=0),
             operational_reads=open_read_pool(db_urls.operational, READ_POOL_SIZE),
+            warehouse_reads=open_read_pool(db_urls.warehouse, READ_POOL_SIZE),
         )
-        await engines.operational_reads.open(wait=False)
+        await engines.open_pools()
         to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
         # One Redis client (a connection pool) for the answer cache and the rate limits.
         redis = open_redis(app_settings.redis_url) if app_settings.redis_url else None

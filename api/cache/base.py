@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import logging
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from time import monotonic, perf_counter
@@ -19,7 +20,9 @@ from api.metrics import Metrics
 
 _log = logging.getLogger("api.cache")
 
-Compute = Callable[[], bytes]
+# A computation: a plain function runs in the threadpool (it may block on the database); an
+# `async def` is awaited on the event loop (the pipelined reads of `api.db`).
+Compute = Callable[[], bytes] | Callable[[], Awaitable[bytes]]
 NAMESPACE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 MAX_KEY_CHARS = 200
 Flight = tuple[str, int | None, str]
@@ -72,8 +75,8 @@ class AnswerCache(ABC):
         self, namespace: str, key: str, compute: Compute, ttl_seconds: int
     ) -> CacheResult:
         """The cached answer for (`namespace`, `key`) at the current marts version, else
-        `compute()` run once (in the threadpool: it may block on the database) and stored for
-        `ttl_seconds`. `namespace` is lower-case letters, digits and `._-`."""
+        `compute()` run once (see `Compute`) and stored for `ttl_seconds`. `namespace` is
+        lower-case letters, digits and `._-`."""
         if not NAMESPACE.fullmatch(namespace):
             raise ValueError(f"cache namespace {namespace!r} must match {NAMESPACE.pattern}")
         if ttl_seconds <= 0:
@@ -113,7 +116,10 @@ class AnswerCache(ABC):
 
     async def _compute(self, namespace: str, compute: Compute) -> bytes:
         start = perf_counter()
-        value = await run_in_threadpool(compute)
+        if inspect.iscoroutinefunction(compute):
+            value = await compute()
+        else:
+            value = await run_in_threadpool(compute)
         if not isinstance(value, bytes):
             raise TypeError(f"a cached answer must be bytes, not {type(value).__name__}")
         self._metrics.cache_computations.labels(namespace).inc()

@@ -13,11 +13,12 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 @contextmanager
 def warehouse_answers() -> Iterator[None]:
-    """Map "no marts yet" and "warehouse down" raised inside the block to 503 problems."""
+    """Map "no marts yet" and "warehouse down" raised inside the block to 503 problems (from
+    SQLAlchemy, or from psycopg itself on the read pool)."""
     try:
         yield
-    except ProgrammingError as exc:
-        if not isinstance(exc.orig, UndefinedTable):
+    except (ProgrammingError, UndefinedTable) as exc:
+        if not isinstance(exc, UndefinedTable) and not isinstance(exc.orig, UndefinedTable):
             raise
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,

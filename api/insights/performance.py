@@ -14,6 +14,7 @@ from functools import cache
 from typing import Any, Literal
 
 from fastapi import HTTPException, status
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import (
     Connection,
     Select,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     table,
 )
 
+from api.db import CompiledQuery, compile_query, pipelined
 from api.insights.access import AgentScope
 from api.insights.periods import RANKS, PeriodSpec
 from api.insights.values import plain_row
@@ -73,40 +75,57 @@ def statements(spec: PeriodSpec) -> Statements:
     )
 
 
-def latest_day(conn: Connection, spec: PeriodSpec, scope: AgentScope) -> date:
-    """The agent's latest period start in the mart (the default when no day is asked)."""
-    latest = conn.execute(statements(spec).latest, {"agent": scope.agent_id}).scalar()
+@dataclass(frozen=True)
+class CompiledStatements:
+    """`Statements` as psycopg runs them on the read pool (`api.db.pipelined`)."""
+
+    latest: CompiledQuery
+    rows: CompiledQuery
+    medians: CompiledQuery
+
+
+@cache
+def compiled(spec: PeriodSpec) -> CompiledStatements:
+    made = statements(spec)
+    return CompiledStatements(*map(compile_query, (made.latest, made.rows, made.medians)))
+
+
+def _latest_or_404(latest: date | None) -> date:
     if latest is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no performance data for this agent yet")
     return latest
 
 
-def _rows(
-    conn: Connection, spec: PeriodSpec, scope: AgentScope, start: date, previous: date
-) -> dict:
-    found = conn.execute(
-        statements(spec).rows, {"agent": scope.agent_id, "start": start, "previous": previous}
-    ).mappings()
-    return {row[spec.date_column]: plain_row(row, (*spec.kpis, *RANKS)) for row in found}
+def latest_day(conn: Connection, spec: PeriodSpec, scope: AgentScope) -> date:
+    """The agent's latest period start in the mart (the default when no day is asked)."""
+    return _latest_or_404(conn.execute(statements(spec).latest, {"agent": scope.agent_id}).scalar())
 
 
-def _medians(conn: Connection, spec: PeriodSpec, scope: AgentScope, start: date) -> dict:
-    values = {"provider": scope.provider_id, "territory": scope.territory, "start": start}
-    row = conn.execute(statements(spec).medians, values).mappings().one()
-    return {"agents": row["agents"], "values": plain_row(row, spec.kpis)}
-
-
-def performance(
-    conn: Connection, spec: PeriodSpec, scope: AgentScope, on: date | None
+async def performance(
+    reads: AsyncConnectionPool, spec: PeriodSpec, scope: AgentScope, on: date | None
 ) -> dict[str, Any]:
     """The period containing `on` (the latest with data when None), the one before, and the
-    territory median of the same period."""
-    start = spec.start_of(on) if on is not None else latest_day(conn, spec, scope)
+    territory median of the same period: the figures and the median in one round trip."""
+    sql = compiled(spec)
+    if on is None:
+        [[latest]] = await pipelined(reads, [sql.latest.statement(agent=scope.agent_id)])
+        start = _latest_or_404(next(iter(latest.values())))
+    else:
+        start = spec.start_of(on)
     previous = spec.previous(start)
-    rows = _rows(conn, spec, scope, start, previous)
+    found, [median_row] = await pipelined(
+        reads,
+        [
+            sql.rows.statement(agent=scope.agent_id, start=start, previous=previous),
+            sql.medians.statement(
+                provider=scope.provider_id, territory=scope.territory, start=start
+            ),
+        ],
+    )
+    rows = {row[spec.date_column]: plain_row(row, (*spec.kpis, *RANKS)) for row in found}
     if start not in rows:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {spec.period} starting {start}")
-    median = _medians(conn, spec, scope, start)
+    median = {"agents": median_row["agents"], "values": plain_row(median_row, spec.kpis)}
     return {
         "agent_id": str(scope.agent_id),
         "period": spec.period.value,

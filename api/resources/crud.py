@@ -21,13 +21,12 @@ from fastapi.concurrency import run_in_threadpool
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, create_model
 from sqlalchemy import ColumnElement, select
-from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from api import audit
 from api.context import RequestContext, RequestContextDep
-from api.db import scoped_connection, scoped_rows, scoped_session
+from api.db import CompiledQuery, compile_query, scoped_connection, scoped_rows, scoped_session
 from api.deps import EnginesDep
 from api.problems import problem_responses
 from api.resources import scoping
@@ -39,7 +38,6 @@ from warehouse.operational.enums import UserRole
 from warehouse.operational.models import IdempotencyKey
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
-_PSYCOPG = psycopg_dialect.dialect()
 
 # A scope sees only the caller's role; the caller's ids are parameters (api.resources.scoping).
 Scope = Callable[[Any, UserRole, bool], list[ColumnElement[bool]]]
@@ -110,25 +108,15 @@ def _visible_clauses(resource: Resource, role: UserRole, for_write: bool) -> Any
     )
 
 
-@dataclass(frozen=True)
-class CompiledRead:
-    """A resource's read for one role as psycopg runs it: the SQL and its constant values."""
-
-    sql: str
-    constants: dict[str, Any]
+_compiled_reads: dict[tuple[str, UserRole], CompiledQuery] = {}
 
 
-_compiled_reads: dict[tuple[str, UserRole], CompiledRead] = {}
-
-
-def compiled_read(resource: Resource, role: UserRole) -> CompiledRead:
+def compiled_read(resource: Resource, role: UserRole) -> CompiledQuery:
     """The read of one row by a caller of `role`, compiled once per resource and role."""
     key = (resource.path, role)
     if key not in _compiled_reads:
         query = select(resource.model.__table__).where(*_visible_clauses(resource, role, False))
-        compiled = query.compile(dialect=_PSYCOPG)
-        constants = {k: v for k, v in compiled.params.items() if v is not None}
-        _compiled_reads[key] = CompiledRead(str(compiled), constants)
+        _compiled_reads[key] = compile_query(query)
     return _compiled_reads[key]
 
 
@@ -136,9 +124,10 @@ async def read_visible(
     pool: AsyncConnectionPool, resource: Resource, principal: Principal, row_id: uuid.UUID
 ) -> dict[str, Any]:
     """The row as a mapping, or 404: one pipelined round trip on the event loop (the hot path)."""
-    read = compiled_read(resource, principal.role)
-    params = scoping.scope_params(principal, **read.constants, **{scoping.ROW_ID: row_id})
-    rows = await scoped_rows(pool, principal, read.sql, params)
+    sql, params = compiled_read(resource, principal.role).statement(
+        **scoping.scope_params(principal, **{scoping.ROW_ID: row_id})
+    )
+    rows = await scoped_rows(pool, principal, sql, params)
     if not rows:
         raise _not_found(resource)
     return rows[0]

@@ -7,9 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel
 from sqlalchemy import bindparam, select
-from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 
-from api.db import scoped_rows
+from api.db import compile_query, scoped_rows
 from api.deps import EnginesDep
 from api.problems import problem_responses
 from api.resources.catalogue import POLICIES
@@ -20,11 +19,10 @@ from api.security.tokens import Principal
 from warehouse.operational.models import PremiumPayment
 
 # The payments of a policy the caller may read (`read_visible` first; row-level security too).
-_INSTALMENTS_SQL = str(
+_INSTALMENTS = compile_query(
     select(PremiumPayment.__table__)
     .where(PremiumPayment.policy_id == bindparam("policy_id"))
     .order_by(PremiumPayment.due_date)
-    .compile(dialect=psycopg_dialect.dialect())
 )
 
 router = APIRouter(prefix="/v1/policies", tags=["policies"])
@@ -47,8 +45,7 @@ async def premium_payments(
 ) -> Response:
     """Every instalment of the policy in due-date order (a policy has at most a few hundred)."""
     await read_visible(engines.operational_reads, POLICIES, principal, policy_id)
-    rows = await scoped_rows(
-        engines.operational_reads, principal, _INSTALMENTS_SQL, {"policy_id": policy_id}
-    )
+    sql, params = _INSTALMENTS.statement(policy_id=policy_id)
+    rows = await scoped_rows(engines.operational_reads, principal, sql, params)
     items = [PremiumPaymentRead.model_validate(r).model_dump(mode="json") for r in rows]
     return json_response({"items": items})

@@ -9,8 +9,9 @@ territory) are cached, so a cached answer is only ever served to a caller allowe
 
 from __future__ import annotations
 
+import inspect
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Annotated, Any
 
@@ -60,11 +61,23 @@ WITH_OPERATIONAL_TTL = 300
 
 
 async def _cached(
-    cache: CacheDep, namespace: str, key: str, compute: Callable[[], Any], ttl: int = MARTS_TTL
+    cache: CacheDep,
+    namespace: str,
+    key: str,
+    compute: Callable[[], Any] | Callable[[], Awaitable[Any]],
+    ttl: int = MARTS_TTL,
 ) -> CacheResult:
+    """The answer of `compute` (a plain function, run in the threadpool, or an `async def`) as
+    JSON, cached under the marts version."""
+    if inspect.iscoroutinefunction(compute):
+
+        async def serialised() -> bytes:
+            return orjson.dumps(await compute())
+
+        with warehouse_answers():
+            return await cache.get_or_compute(namespace, key, serialised, ttl)
     with warehouse_answers():
-        result = await cache.get_or_compute(namespace, key, lambda: orjson.dumps(compute()), ttl)
-    return result
+        return await cache.get_or_compute(namespace, key, lambda: orjson.dumps(compute()), ttl)
 
 
 async def _agent(
@@ -102,9 +115,8 @@ async def agent_performance(
     scope = await _agent(cache, engines, principal, agent_id)
     spec = PERIODS[period]
 
-    def compute() -> Any:
-        with engines.warehouse.connect() as conn:
-            return perf.performance(conn, spec, scope, on)
+    async def compute() -> Any:
+        return await perf.performance(engines.warehouse_reads, spec, scope, on)
 
     key = cache_key(agent_id, period.value, on)
     return cached_response(await _cached(cache, "insights.performance.v1", key, compute))
