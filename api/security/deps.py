@@ -40,8 +40,8 @@ class Caller(HTTPBearer):
         self, admits: Callable[[Principal], bool], refusal: Callable[[Principal], str]
     ) -> None:
         super().__init__(scheme_name=SCHEME_NAME, description=SCHEME_DESCRIPTION, auto_error=False)
-        self._admits = admits
-        self._refusal = refusal
+        self.admits = admits
+        self.refusal = refusal
 
     async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
         scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
@@ -51,8 +51,8 @@ class Caller(HTTPBearer):
             principal = principal_of_request(request.app.state.settings, request.state, token)
         except InvalidToken as exc:
             raise unauthorized("the access token is not valid or has expired") from exc
-        if not self._admits(principal):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, self._refusal(principal))
+        if not self.admits(principal):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, self.refusal(principal))
         return principal
 
 
