@@ -64,6 +64,15 @@ def agent_row(warehouse: Engine, agent_id: uuid.UUID) -> dict[str, Any] | None:
     }
 
 
+def scope_of(row: dict[str, Any]) -> AgentScope:
+    """The scope an `agent_row` describes (no decision: see `authorise_agent`)."""
+    return AgentScope(
+        agent_id=uuid.UUID(row["agent_id"]),
+        provider_id=uuid.UUID(row["provider_id"]),
+        territory=row["territory"],
+    )
+
+
 def authorise_agent(principal: Principal, row: dict[str, Any] | None) -> AgentScope:
     """The scope of an `agent_row`, or 403 (not an insights role) / 404 (unknown or not
     the caller's)."""
@@ -71,11 +80,7 @@ def authorise_agent(principal: Principal, row: dict[str, Any] | None) -> AgentSc
         raise HTTPException(status.HTTP_403_FORBIDDEN, "insights are for agents and admins")
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such agent")
-    scope = AgentScope(
-        agent_id=uuid.UUID(row["agent_id"]),
-        provider_id=uuid.UUID(row["provider_id"]),
-        territory=row["territory"],
-    )
+    scope = scope_of(row)
     if not may_see_agent(principal, scope.agent_id, scope.provider_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such agent")
     return scope

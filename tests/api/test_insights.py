@@ -331,6 +331,38 @@ def test_after_a_marts_refresh_the_next_answer_is_the_new_one(
     assert fresh.json()["current"]["new_policies"] == first.json()["current"]["new_policies"] + 7
 
 
+def test_after_a_refresh_moves_an_agent_the_old_insurers_admin_is_refused(
+    insights: Insights, busiest_agent: dict
+) -> None:
+    """Who may see an agent is decided on the facts of the marts the answer comes from: the
+    process remembers an agent's facts, but never admits on facts older than the answer."""
+    agent_id, tenant = busiest_agent["agent_id"], busiest_agent["provider_id"]
+    other_tenant = insights.rows(
+        "SELECT provider_id FROM marts.dim_agent WHERE provider_id <> :p LIMIT 1", p=tenant
+    )[0]["provider_id"]
+    admin, new_admin = (
+        _user(insights, UserRole.PROVIDER_ADMIN, tenant),
+        _user(insights, UserRole.PROVIDER_ADMIN, other_tenant),
+    )
+    path = f"/v1/agents/{agent_id}/performance"
+    move = "UPDATE marts.dim_agent SET provider_id = :p WHERE agent_id = :a"
+    assert insights.get(admin, path).status_code == 200  # the facts are now remembered
+    assert insights.get(new_admin, path).status_code == 404
+    with insights.warehouse.begin() as conn:  # a refresh moves the agent to another insurer
+        conn.execute(text(move), {"p": other_tenant, "a": agent_id})
+    try:
+        bump_marts_version(insights.settings.warehouse_url, redis_url=insights.settings.redis_url)
+        refused = insights.get(admin, path)
+        admitted = insights.get(new_admin, path)
+    finally:
+        with insights.warehouse.begin() as conn:
+            conn.execute(text(move), {"p": tenant, "a": agent_id})
+        bump_marts_version(insights.settings.warehouse_url, redis_url=insights.settings.redis_url)
+    assert refused.status_code == 404, refused.text
+    assert admitted.status_code == 200, admitted.text
+    assert insights.get(admin, path).status_code == 200  # moved back, admitted again
+
+
 def test_a_burst_of_identical_uncached_requests_computes_once(
     insights: Insights, busiest_agent: dict
 ) -> None:
