@@ -102,10 +102,13 @@ async def _cached(
         async def serialised() -> bytes:
             return orjson.dumps(await compute())
 
-        with warehouse_answers():
-            return await cache.get_or_compute(namespace, key, serialised, ttl)
+    else:
+
+        def serialised() -> bytes:  # type: ignore[misc]
+            return orjson.dumps(compute())
+
     with warehouse_answers():
-        return await cache.get_or_compute(namespace, key, lambda: orjson.dumps(compute()), ttl)
+        return await cache.get_or_compute(namespace, key, serialised, ttl)
 
 
 FACTS_NAMESPACE = "insights.agent.v1"
@@ -143,6 +146,11 @@ async def _decided(ask: Ask, agent_id: uuid.UUID) -> tuple[int | None, AgentScop
             return memo[0], authorise_agent(ask.principal, memo[1])
         except HTTPException:
             pass  # decide a refusal on fresh facts
+    return await _decided_afresh(ask, agent_id)
+
+
+async def _decided_afresh(ask: Ask, agent_id: uuid.UUID) -> tuple[int | None, AgentScope]:
+    """The decision on fresh facts, and their version."""
     version, row = await _fresh_facts(ask, agent_id)
     return version, authorise_agent(ask.principal, row)
 
@@ -169,7 +177,7 @@ async def _agent_answer(
 
     found = await _cached(ask.cache, namespace, key, computed, ttl)
     if version is None or found.version != version:
-        await _decided_afresh(ask, agent_id)
+        await _decided_afresh(ask, agent_id)  # the answer is of other marts than the memo
     return found
 
 
@@ -180,12 +188,6 @@ def threaded(compute: Callable[[AgentScope], Any]) -> Callable[[AgentScope], Awa
         return await run_in_threadpool(compute, scope)
 
     return run
-
-
-async def _decided_afresh(ask: Ask, agent_id: uuid.UUID) -> AgentScope:
-    """The decision on fresh facts (the answer belongs to other marts than the memo)."""
-    _, row = await _fresh_facts(ask, agent_id)
-    return authorise_agent(ask.principal, row)
 
 
 def _count_models(metrics: Metrics, body: bytes, model: str) -> None:
