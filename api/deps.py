@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Engine
 
+from api.event_intake import EventIntake
 from warehouse.settings import Settings
 
 
@@ -45,5 +46,10 @@ async def get_engines(request: Request) -> Engines:
     return request.app.state.engines
 
 
+async def get_event_intake(request: Request) -> EventIntake:
+    return request.app.state.event_intake
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 EnginesDep = Annotated[Engines, Depends(get_engines)]
+EventIntakeDep = Annotated[EventIntake, Depends(get_event_intake)]

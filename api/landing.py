@@ -14,10 +14,11 @@ Why every file is written this way:
 - **Durable before the answer.** The caller answers 2xx only after `write_durably` returns, so an
   acknowledged event or delivery survives a power cut (the rename is made durable by the fsync of
   the folder, and a new `dt=` folder by the fsync of its parent).
-- **One file per request, uniquely named** (time in nanoseconds + 128 random bits): concurrent
-  requests, on any number of workers or hosts sharing the landing zone, never touch the same
-  file, so no locks are needed and no line can interleave with another. The time prefix makes
-  name order (the order ingestion reads) follow arrival order, which is the order dedupe keeps.
+- **Every write a new file, uniquely named** (time in nanoseconds + 128 random bits): one per
+  request, or per group of concurrent event batches (`api.event_intake`). Writers on any number
+  of workers or hosts sharing the landing zone never touch the same file, so no locks are
+  needed and no line can interleave with another. The time prefix makes name order (the order
+  ingestion reads) follow arrival order, which is the order dedupe keeps.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from api.cache import open_answer_cache, open_redis
 from api.db import open_read_pool
 from api.deps import Engines
+from api.event_intake import EventIntake
 from api.metrics import Metrics, MetricsMiddleware
 from api.problems import document_body_problems, install_problem_handlers
 from api.ratelimit import RateLimiter, RateLimitHeadersMiddleware
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None, *, otp_sender: OtpSender | None
         app.state.engines = engines
         app.state.cache = cache
         app.state.rate_limiter = RateLimiter(metrics, redis)
+        app.state.event_intake = EventIntake(app_settings.landing_root)
         # The process holds ~300k long-lived objects (scikit-learn, polars, pydantic models);
         # full collections over them paused requests for 0.2-0.4 s under load. Freezing what
         # start-up made moves it out of the collector's sight (measured: cached p99 450 -> 75 ms).
@@ -83,6 +85,7 @@ def create_app(settings: Settings | None = None, *, otp_sender: OtpSender | None
         try:
             yield
         finally:
+            await app.state.event_intake.aclose()
             await cache.aclose()
             if redis is not None:
                 await redis.aclose()

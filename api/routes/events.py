@@ -2,9 +2,10 @@
 
 How each event is checked and what lands is `api.event_batches`'s job (the ingestion's own
 parser, the app's bytes plus the server's `receivedAt`, `userId` must be the caller). Here:
-the body is capped at 1 MB before it is parsed, and the accepted lines of a request land as one
-new file (`api.landing.write_durably`) *before* the answer, so an acknowledged event is never
-lost; a retried batch only adds duplicates, which ingestion drops on `messageId`.
+the body is capped at 1 MB before it is parsed, and the accepted lines land durably
+(`api.event_intake`: with those of the requests that arrived at the same time, as one new file)
+*before* the answer, so an acknowledged event is never lost; a retried batch only adds
+duplicates, which ingestion drops on `messageId`.
 
 Statuses: 202 when at least one event is accepted (the others listed with reasons); 422 with the
 same `accepted` / `rejected` members when none is (nothing to retry: the app should drop them);
@@ -14,17 +15,14 @@ same `accepted` / `rejected` members when none is (nothing to retry: the app sho
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request, status
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from api.deps import SettingsDep
-from api.event_batches import MAX_EVENTS, check_batch
+from api.deps import EventIntakeDep
+from api.event_batches import MAX_EVENTS, Checked
 from api.intake import MB, read_body
-from api.landing import APP_EVENTS, day_folder, now_utc, receipt_day, unique_stem, write_durably
 from api.problems import PROBLEM_SCHEMA, problem, problem_responses
 from api.security.deps import CurrentPrincipal
 from transforms.app_events import FIELDS_BY_TYPE, REQUIRED_FIELDS
@@ -44,15 +42,7 @@ class EventsAccepted(BaseModel):
     rejected: list[Rejection] = Field(description="events refused, in batch order")
 
 
-def _intake(raw: bytes, caller: str, landing_root: Path) -> EventsAccepted:
-    """Check every event, write the accepted ones durably, say what happened to each."""
-    moment = now_utc()
-    day = receipt_day(moment)
-    checked = check_batch(raw, caller, moment, day)
-    if checked.lines:
-        folder = day_folder(landing_root, APP_EVENTS, day)
-        data = b"\n".join(checked.lines.values()) + b"\n"
-        write_durably(folder, f"{unique_stem()}.ndjson", data)
+def _answer(checked: Checked) -> EventsAccepted:
     return EventsAccepted(
         accepted=len(checked.lines),
         rejected=[Rejection(index=i, reason=checked.rejected[i]) for i in sorted(checked.rejected)],
@@ -169,9 +159,9 @@ _EXAMPLE_EVENT = {
         },
     },
 )
-async def post_events(request: Request, principal: CurrentPrincipal, settings: SettingsDep) -> Any:
+async def post_events(request: Request, principal: CurrentPrincipal, intake: EventIntakeDep) -> Any:
     raw = await read_body(request, MAX_BODY_BYTES)
-    result = await run_in_threadpool(_intake, raw, str(principal.user_id), settings.landing_root)
+    result = _answer(await intake.land(raw, str(principal.user_id)))
     if result.accepted == 0:
         return problem(
             status.HTTP_422_UNPROCESSABLE_CONTENT,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import Iterator
@@ -126,6 +127,45 @@ def test_good_events_land_verbatim_and_bad_ones_are_listed(settings: Settings, b
     assert (parsed.clean.height, parsed.rejected.height, parsed.duplicates) == (5, 0, 0)
     assert set(parsed.clean["user_id"]) == {str(USER)}
     assert parsed.clean["properties"][0] == '{"video_id":"v1","title":"कर बचत 80C 🎬"}'
+
+
+def test_concurrent_batches_each_get_their_own_answer_and_land_once(
+    settings: Settings, base: str
+) -> None:
+    """Concurrent requests are checked and landed in groups (`api.event_intake`): each answer
+    is still its own, and the landing zone holds exactly the accepted events."""
+    users = [uuid.uuid4() for _ in range(4)]
+    sent: list[tuple[uuid.UUID, list[dict[str, Any]]]] = [
+        (user, [_event(user=user), _event(user=user, sentAt="soon"), _event(user=user)])
+        for _ in range(10)
+        for user in users
+    ]
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            return await asyncio.gather(
+                *(
+                    client.post(
+                        "/v1/events",
+                        content=_batch([orjson.dumps(event) for event in events]),
+                        headers=_auth(settings, user),
+                    )
+                    for user, events in sent
+                )
+            )
+
+    responses = asyncio.run(burst())
+    assert [r.status_code for r in responses] == [202] * len(sent)
+    assert all(
+        r.json() == {"accepted": 2, "rejected": [{"index": 1, "reason": "invalid_value:sentAt"}]}
+        for r in responses
+    )
+    landed = [
+        orjson.loads(line) for path in _landed(settings) for line in path.read_bytes().splitlines()
+    ]
+    expected = {(str(user), e["messageId"]) for user, events in sent for e in events[::2]}
+    assert sorted((e["userId"], e["messageId"]) for e in landed) == sorted(expected)
+    assert len(_landed(settings)) <= len(sent)
 
 
 def test_a_batch_without_any_good_event_is_422_and_stores_nothing(
