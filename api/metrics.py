@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 from time import perf_counter
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
@@ -89,15 +89,21 @@ class Metrics:
             ["model", "version"],
             registry=r,
         )
-        # labels() takes a lock and builds a key on every call: keep the children we made.
-        self._request_children: dict[tuple[str, str, str], PromHistogram] = {}
+        self._children: dict[tuple[object, tuple[str, ...]], Any] = {}
+
+    def child(self, metric: Counter | PromHistogram, *labels: str) -> Any:
+        """`metric.labels(*labels)`, kept: `labels()` takes a lock and builds a key on every
+        call, a few microseconds on every request. Label values here come from code (routes,
+        namespaces, statuses), never from raw input, so the children stay few."""
+        key = (metric, labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        labels = (method if method in KNOWN_METHODS else "OTHER", route, str(status))
-        child = self._request_children.get(labels)
-        if child is None:
-            child = self._request_children[labels] = self.request_duration.labels(*labels)
-        child.observe(seconds)
+        method = method if method in KNOWN_METHODS else "OTHER"
+        self.child(self.request_duration, method, route, str(status)).observe(seconds)
 
     def model_served(self, model: str, version: str) -> None:
         """Count one answer that used `model` at `version` (e.g. `lapse`, `lapse-2026-10-04-1`)."""

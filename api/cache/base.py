@@ -24,6 +24,7 @@ _log = logging.getLogger("api.cache")
 # `async def` is awaited on the event loop (the pipelined reads of `api.db`).
 Compute = Callable[[], bytes] | Callable[[], Awaitable[bytes]]
 NAMESPACE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+_CHECKED_NAMESPACES: set[str] = set()  # namespaces are constants of the code: check each once
 MAX_KEY_CHARS = 200
 Flight = tuple[str, int | None, str]
 
@@ -77,16 +78,18 @@ class AnswerCache(ABC):
         """The cached answer for (`namespace`, `key`) at the current marts version, else
         `compute()` run once (see `Compute`) and stored for `ttl_seconds`. `namespace` is
         lower-case letters, digits and `._-`."""
-        if not NAMESPACE.fullmatch(namespace):
-            raise ValueError(f"cache namespace {namespace!r} must match {NAMESPACE.pattern}")
+        if namespace not in _CHECKED_NAMESPACES:
+            if not NAMESPACE.fullmatch(namespace):
+                raise ValueError(f"cache namespace {namespace!r} must match {NAMESPACE.pattern}")
+            _CHECKED_NAMESPACES.add(namespace)
         if ttl_seconds <= 0:
             raise ValueError("ttl_seconds must be positive")
         key = stored_key(key)
         version, value = await self._lookup(namespace, key)
         if value is not None:
-            self._metrics.cache_hits.labels(namespace).inc()
+            self._metrics.child(self._metrics.cache_hits, namespace).inc()
             return CacheResult(value, True, version)
-        self._metrics.cache_misses.labels(namespace).inc()
+        self._metrics.child(self._metrics.cache_misses, namespace).inc()
         flight = (namespace, version, key)
         task = self._inflight.get(flight)
         if task is None:

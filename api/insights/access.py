@@ -76,12 +76,14 @@ def scope_of(row: dict[str, Any]) -> AgentScope:
 def authorise_agent(principal: Principal, row: dict[str, Any] | None) -> AgentScope:
     """The scope of an `agent_row`, or 403 (not an insights role) / 404 (unknown or not
     the caller's)."""
+    return authorise_scope(principal, None if row is None else scope_of(row))
+
+
+def authorise_scope(principal: Principal, scope: AgentScope | None) -> AgentScope:
+    """`authorise_agent` on facts already read as a scope (None: unknown agent)."""
     if principal.role not in (UserRole.AGENT, UserRole.PROVIDER_ADMIN, UserRole.SUPER_ADMIN):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "insights are for agents and admins")
-    if row is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such agent")
-    scope = scope_of(row)
-    if not may_see_agent(principal, scope.agent_id, scope.provider_id):
+    if scope is None or not may_see_agent(principal, scope.agent_id, scope.provider_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such agent")
     return scope
 

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from typing import Annotated, Any
 
 import orjson
@@ -30,6 +31,7 @@ from api.insights.access import (
     agent_row,
     authorise_agent,
     authorise_policyholder,
+    authorise_scope,
     policyholder_row,
     scope_of,
 )
@@ -96,30 +98,30 @@ async def _cached(
     ttl: int = MARTS_TTL,
 ) -> CacheResult:
     """The answer of `compute` (a plain function, run in the threadpool, or an `async def`) as
-    JSON, cached under the marts version."""
-    if inspect.iscoroutinefunction(compute):
+    JSON, cached under the marts version. A hit costs no more than the lookup: what only a
+    computation needs is decided when one runs (`_serialised`)."""
+    return await cache.get_or_compute(namespace, key, partial(_serialised, compute), ttl)
 
-        async def serialised() -> bytes:
-            return orjson.dumps(await compute())
 
-    else:
-
-        def serialised() -> bytes:  # type: ignore[misc]
-            return orjson.dumps(compute())
-
+async def _serialised(compute: Callable[[], Any] | Callable[[], Awaitable[Any]]) -> bytes:
+    """`compute`'s answer as JSON; only a computation reads the warehouse, so its errors are
+    mapped to 503 here (`warehouse_answers`)."""
     with warehouse_answers():
-        return await cache.get_or_compute(namespace, key, serialised, ttl)
+        if inspect.iscoroutinefunction(compute):
+            return orjson.dumps(await compute())
+        return await run_in_threadpool(lambda: orjson.dumps(compute()))
 
 
 FACTS_NAMESPACE = "insights.agent.v1"
 FACTS_MEMO_MAX = 50_000  # agents remembered per process (a few hundred bytes each)
 
-# Each agent's facts (tenant, territory) as last read, with the marts version they belong to.
-# A request decides on them, then checks that its answer has the same version: the decision is
-# then exactly the one fresh facts would give, without their own Redis lookup (a fifth of a
-# cached answer's CPU, bench/api_insights.py). Any other version, or a refusal, is decided again
-# on fresh facts, so a memo never refuses wrongly nor admits on stale facts.
-_facts_memo: dict[uuid.UUID, tuple[int, dict[str, Any]]] = {}
+# Each agent's facts (tenant, territory) as last read, parsed into a scope, with the marts
+# version they belong to. A request decides on them, then checks that its answer has the same
+# version: the decision is then exactly the one fresh facts would give, without their own Redis
+# lookup (a fifth of a cached answer's CPU, bench/api_insights.py). Any other version, or a
+# refusal, is decided again on fresh facts, so a memo never refuses wrongly nor admits on stale
+# facts.
+_facts_memo: dict[uuid.UUID, tuple[int, AgentScope]] = {}
 
 
 async def _fresh_facts(ask: Ask, agent_id: uuid.UUID) -> tuple[int | None, dict[str, Any] | None]:
@@ -134,7 +136,7 @@ async def _fresh_facts(ask: Ask, agent_id: uuid.UUID) -> tuple[int | None, dict[
     if found.version is not None and row is not None:
         if len(_facts_memo) >= FACTS_MEMO_MAX:
             _facts_memo.clear()
-        _facts_memo[agent_id] = (found.version, row)
+        _facts_memo[agent_id] = (found.version, scope_of(row))
     return found.version, row
 
 
@@ -143,7 +145,7 @@ async def _decided(ask: Ask, agent_id: uuid.UUID) -> tuple[int | None, AgentScop
     memo = _facts_memo.get(agent_id)
     if memo is not None:
         try:
-            return memo[0], authorise_agent(ask.principal, memo[1])
+            return memo[0], authorise_scope(ask.principal, memo[1])
         except HTTPException:
             pass  # decide a refusal on fresh facts
     return await _decided_afresh(ask, agent_id)
