@@ -106,7 +106,8 @@ class Metrics:
         self.child(self.request_duration, method, route, str(status)).observe(seconds)
 
     def model_served(self, model: str, version: str) -> None:
-        """Count one answer that used `model` at `version` (e.g. `lapse`, `lapse-2026-10-04-1`)."""
+        """Count one answer that used `model` at `version` (e.g. `lapse`,
+        `lapse-20261004T020000123456-1a2b3c4d`)."""
         self.models_served.labels(model, version).inc()
 
     def exposition(self) -> bytes:

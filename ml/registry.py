@@ -77,9 +77,12 @@ def data_fingerprint(frames: dict[str, pl.DataFrame]) -> str:
 
 
 def model_version(model_name: str, trained_at: datetime, fingerprint: str, seed: int) -> str:
-    """A readable, unique version: name, UTC training time, and a hash of data and seed."""
+    """A readable, unique version: name, UTC training time to the microsecond, and a hash of
+    data and seed. Microseconds because two trainings on the same data and seed can end within
+    one second (a re-run, or a test training twice): with whole seconds their versions were
+    equal and the second registration failed on the registry's key."""
     suffix = hashlib.sha256(f"{fingerprint}:{seed}".encode()).hexdigest()[:8]
-    return f"{model_name}-{trained_at:%Y%m%dT%H%M%S}-{suffix}"
+    return f"{model_name}-{trained_at:%Y%m%dT%H%M%S%f}-{suffix}"
 
 
 def promotion_decision(

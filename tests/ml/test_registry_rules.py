@@ -3,7 +3,7 @@ and the drift measure the scoring checks use."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -45,9 +45,12 @@ def test_fingerprint_ignores_row_order_and_sees_any_change() -> None:
 def test_versions_are_readable_and_distinguish_data_and_seed() -> None:
     at = datetime(2026, 11, 25, 2, 0, 0)
     version = model_version("lapse", at, "f" * 64, seed=7)
-    assert version.startswith("lapse-20261125T020000-")
+    assert version.startswith("lapse-20261125T020000000000-")
     assert model_version("lapse", at, "f" * 64, seed=8) != version
     assert model_version("lapse", at, "e" * 64, seed=7) != version
+    # The same data and seed trained again within the same second: still another version.
+    later = at + timedelta(milliseconds=400)
+    assert model_version("lapse", later, "f" * 64, seed=7) != version
 
 
 def test_population_stability_index() -> None:
