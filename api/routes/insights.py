@@ -20,6 +20,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
 
 from api.cache import AnswerCache, CacheResult, cache_key, cached_response
 from api.db import scoped_session
@@ -39,6 +40,7 @@ from api.insights.availability import warehouse_answers
 from api.insights.periods import PERIODS, Period
 from api.metrics import Metrics
 from api.problems import problem_responses
+from api.query import QueryModel
 from api.ratelimit import rate_limit
 from api.security.deps import Caller, roles
 from api.security.tokens import Principal
@@ -78,10 +80,24 @@ class Asker(Caller):
 
 StaffAsk = Annotated[Ask, Depends(Asker(roles(UserRole.AGENT, UserRole.PROVIDER_ADMIN)))]
 AnyoneAsk = Annotated[Ask, Depends(Asker(Caller(lambda _: True, str)))]
-OnDay = Annotated[
-    date | None,
-    Query(description="a day inside the period wanted; default: the latest period with data"),
-]
+
+
+class PeriodQuery(BaseModel):
+    """The period of an agent's figures (read by `QueryModel`: these routes are the hottest)."""
+
+    period: Period = Period.MONTH
+    on: date | None = Field(
+        None, description="a day inside the period wanted; default: the latest period with data"
+    )
+
+
+class LeaderboardQuery(PeriodQuery):
+    within: perf.Within = "territory"
+    limit: int = Field(10, ge=1, le=100)
+
+
+PERIOD_QUERY = QueryModel(PeriodQuery)
+LEADERBOARD_QUERY = QueryModel(LeaderboardQuery)
 ERRORS = problem_responses(401, 403, 404, 422, 429, 503)
 
 # TTLs are a backstop only (the marts version makes answers fresh); answers that also hold
@@ -201,15 +217,13 @@ def _count_models(metrics: Metrics, body: bytes, model: str) -> None:
     "/agents/{agent_id}/performance",
     summary="An agent's performance for a day, month or financial year",
     responses=ERRORS,
+    openapi_extra=PERIOD_QUERY.openapi_extra,
 )
-async def agent_performance(
-    agent_id: uuid.UUID,
-    ask: StaffAsk,
-    period: Period = Period.MONTH,
-    on: OnDay = None,
-) -> Response:
+async def agent_performance(agent_id: uuid.UUID, ask: StaffAsk, request: Request) -> Response:
     """The period's figures (from the marts), the previous period's, and the median of the
     agents of the same territory and insurer for the same period."""
+    query = PERIOD_QUERY.read(request)
+    period, on = query.period, query.on
     spec = PERIODS[period]
 
     async def compute(scope: AgentScope) -> Any:
@@ -224,16 +238,12 @@ async def agent_performance(
     "/agents/{agent_id}/leaderboard",
     summary="The leaders of the agent's territory or insurer",
     responses=ERRORS,
+    openapi_extra=LEADERBOARD_QUERY.openapi_extra,
 )
-async def agent_leaderboard(
-    agent_id: uuid.UUID,
-    ask: StaffAsk,
-    period: Period = Period.MONTH,
-    on: OnDay = None,
-    within: perf.Within = "territory",
-    limit: Annotated[int, Query(ge=1, le=100)] = 10,
-) -> Response:
+async def agent_leaderboard(agent_id: uuid.UUID, ask: StaffAsk, request: Request) -> Response:
     """Agents ranked by new-business APE (the marts' ranks), the top `limit` and the agent."""
+    query = LEADERBOARD_QUERY.read(request)
+    period, on, within, limit = query.period, query.on, query.within, query.limit
     spec = PERIODS[period]
 
     def compute(scope: AgentScope) -> Any:

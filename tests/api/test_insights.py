@@ -183,6 +183,32 @@ def test_leaderboard_is_the_marts_ranking(insights: Insights, busiest_agent: dic
     assert body["you"]["agent_id"] == str(busiest_agent["agent_id"])
 
 
+def test_bad_query_parameters_are_422_problems_naming_them(
+    insights: Insights, busiest_agent: dict
+) -> None:
+    """The period routes read their query with `api.query.QueryModel`: the same 422 problem as
+    FastAPI's own parameters, after the caller is authenticated."""
+    agent = busiest_agent["agent_id"]
+    cases = [
+        ("performance", {"period": "week"}, ["query", "period"]),
+        ("performance", {"on": "2026-02-30"}, ["query", "on"]),
+        ("leaderboard", {"limit": 101}, ["query", "limit"]),
+        ("leaderboard", {"within": "country"}, ["query", "within"]),
+    ]
+    for route, params, location in cases:
+        answer = insights.get(busiest_agent["user_id"], f"/v1/agents/{agent}/{route}", **params)
+        assert answer.status_code == 422, answer.text
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert [e["location"] for e in answer.json()["errors"]] == [location]
+    anonymous = httpx.get(f"{insights.base}/v1/agents/{agent}/performance?period=week")
+    assert anonymous.status_code == 401
+    # Unknown parameters are ignored.
+    answer = insights.get(
+        busiest_agent["user_id"], f"/v1/agents/{agent}/performance", colour="blue", period="day"
+    )
+    assert answer.status_code == 200 and answer.json()["period"] == "day"
+
+
 def test_premiums_due_are_the_scored_dues(insights: Insights, busiest_agent: dict) -> None:
     answer = insights.get(
         busiest_agent["user_id"], f"/v1/agents/{busiest_agent['agent_id']}/premiums-due"
