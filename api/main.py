@@ -106,14 +106,16 @@ def create_app(settings: Settings | None = None, *, otp_sender: OtpSender | None
     document_body_problems(app)
     app.include_router(health.router)
     # The most requested routes first: Starlette matches routes in order, and matching past
-    # the ~45 operational routes cost an eighth of a cached answer (bench/api_insights.py).
+    # the ~45 operational routes cost an eighth of a cached answer (bench/api_insights.py) and
+    # a quarter of event intake's request handling (bench/api_operational.py). Insights are what
+    # agents open the app for; every app session sends events; WhatsApp posts every delivery.
     app.include_router(insights.router)
+    app.include_router(events.router)
+    app.include_router(whatsapp.router)
     app.include_router(auth.router)
     for resource in RESOURCES:
         app.include_router(crud_router(resource))
     app.include_router(payments.router)
-    app.include_router(events.router)
-    app.include_router(whatsapp.router)
     app.include_router(summary.router)
     app.include_router(chat.router)
     app.include_router(marts_export.router)
