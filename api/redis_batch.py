@@ -7,9 +7,9 @@ the same turn of the event loop are therefore sent as *one* script call over one
 Measured here (2 shared cores, 50 keep-alive connections, uvicorn + uvloop, one worker), on a
 bare test route with no authentication: server CPU per cached answer 510-640 us unbatched,
 345-400 us batched (a plain 2 KB JSON route: 225-240 us); alone, a lookup fell from ~200 us to
-20-50 us. A real insights answer adds the token check, the rate limit and the authorisation
-facts: 0.51 ms per cached answer (bench/api_insights.py). At low load a batch holds one request and
-costs one extra loop turn, a few microseconds.
+20-50 us. A real insights answer adds the token check, the rate limit (a second batched script)
+and the authorisation: 0.16 ms per cached answer in all (bench/api_insights.py, 2026-11-25). At
+low load a batch holds one request and costs one extra loop turn, a few microseconds.
 
 Each script handles a list of items: ARGV is the items' arguments one after the other (`arity`
 each) and `split` cuts the reply into one result per item. A batch still runs atomically in Redis
