@@ -23,8 +23,8 @@ PostgreSQL and this load generator, so a second worker only takes CPU from the o
 
 The load generator runs in this process, apart from the server, so it never competes for the
 server's GIL. By default it is a minimal HTTP/1.1 client on asyncio streams (uvloop): requests
-encoded in advance, responses read by Content-Length. It drives the bare endpoint at ~7,000
-requests/s with a third of a core, so the server saturates first; `--client httpx` uses
+encoded in advance, responses read by Content-Length. It drives the bare endpoint at ~12,000
+requests/s with a quarter of a core, so the server saturates first; `--client httpx` uses
 `httpx.AsyncClient` instead, which at 50 connections here saturated a core at ~140 requests/s
 (its pool's cost grows with the connections: encode/httpx#3215) and would measure itself.
 Over each timed window the bench reads the CPU of the server, of this process, of PostgreSQL

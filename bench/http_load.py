@@ -6,8 +6,8 @@ benchmarks: `bench.api_operational`, `bench.api_insights`).
 - `raw_window` / `httpx_window`: `concurrency` keep-alive connections, each sending its next
   request as soon as the last one is answered, for a `Budget` (seconds or requests). The raw
   client is a minimal HTTP/1.1 client on asyncio streams (requests encoded in advance,
-  responses read by Content-Length) that drives a bare endpoint at ~7,000 requests/s with a
-  third of a core; httpx at 50 connections saturated a core at ~140 requests/s here
+  responses read by Content-Length) that drives a bare endpoint at ~12,000 requests/s with a
+  quarter of a core; httpx at 50 connections saturated a core at ~140 requests/s here
   (encode/httpx#3215) and would measure itself;
 - `Probe`: the CPU of the server, of this process, of PostgreSQL (and optionally Redis) and of
   the whole machine around a window, and the database sessions opened;
