@@ -82,9 +82,10 @@ from psycopg import sql
 from pydantic import SecretStr
 from sqlalchemy import Engine, create_engine, text
 
+from bench.database import DEFAULT_ADMIN_URL, admin_url, scratch_database
 from bench.http_load import (
     APP,
-    DEFAULT_ADMIN_URL,
+    CORES,
     DEFAULT_REDIS_URL,
     REPO_ROOT,
     WARMUP_S,
@@ -93,12 +94,10 @@ from bench.http_load import (
     Probe,
     Server,
     Window,
-    admin_url,
     event_loop_factory,
     percentiles_ms,
     raw_window,
     redis_url_if_up,
-    scratch_database,
     serve,
     summary,
 )
@@ -573,12 +572,13 @@ def _progress(label: str, round_index: int, rounds: int, name: str, w: Window) -
     if name in EXPECTED_HIT:
         total = sum(w.tally.values())
         cache = f"; X-Cache {EXPECTED_HIT[name]} {w.tally.get(EXPECTED_HIT[name], 0) / total:.1%}"
+    cores = {part: w.cores(part) for part in CORES}
     print(
         f"  {label} round {round_index + 1}/{rounds} {name:<8} {w.requests:>7,} requests in "
         f"{w.seconds:5.2f} s {w.requests / w.seconds:>7,.0f} req/s  p50 {p50:6.1f} ms "
-        f"p95 {p95:6.1f} ms; cores: server {w.server_cpu:4.2f} client {w.client_cpu:4.2f} "
-        f"pg ours {w.backends_cpu:4.2f} all {w.postgres_cpu:4.2f} redis {w.redis_cpu:4.2f} "
-        f"other {w.other_cpu:4.2f}"
+        f"p95 {p95:6.1f} ms; cores: server {cores['server']:4.2f} client {cores['client']:4.2f} "
+        f"pg ours {cores['backends']:4.2f} all {cores['postgres']:4.2f} "
+        f"redis {cores['redis']:4.2f} other {cores['other']:4.2f}"
         f"{cache}",
         flush=True,
     )

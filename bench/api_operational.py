@@ -61,21 +61,20 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session
 
 from api.security.otp_delivery import RecordingOtpSender
+from bench.database import DEFAULT_ADMIN_URL, admin_url, scratch_database
 from bench.http_load import (
     APP,
     CLIENTS,
-    DEFAULT_ADMIN_URL,
+    CORES,
     DEFAULT_REDIS_URL,
     WARMUP_S,
     Budget,
     Call,
     Probe,
     Window,
-    admin_url,
     event_loop_factory,
     percentiles_ms,
     redis_url_if_up,
-    scratch_database,
     serve,
 )
 from bench.http_load import summary as summarise
@@ -307,11 +306,13 @@ def _check(name: str, window: Window) -> None:
 
 def _progress(round_index: int, rounds: int, name: str, w: Window) -> None:
     p50, p95, _ = percentiles_ms(w.latencies)
+    cores = {part: w.cores(part) for part in CORES}
     print(
         f"  round {round_index + 1}/{rounds} {name:<6} {w.requests:>7,} requests in "
         f"{w.seconds:6.2f} s {w.requests / w.seconds:>8,.0f} req/s  p50 {p50:6.1f} ms "
-        f"p95 {p95:6.1f} ms; cores: server {w.server_cpu:4.2f} client {w.client_cpu:4.2f} "
-        f"postgres {w.postgres_cpu:4.2f} other {w.other_cpu:4.2f}; {w.sessions:,} DB sessions",
+        f"p95 {p95:6.1f} ms; cores: server {cores['server']:4.2f} client {cores['client']:4.2f} "
+        f"postgres {cores['postgres']:4.2f} other {cores['other']:4.2f}; "
+        f"{w.sessions:,} DB sessions",
         flush=True,
     )
 

@@ -24,7 +24,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,34 +38,16 @@ import psycopg
 import redis
 
 from warehouse import urls
-from warehouse.databases import drop_database, ensure_database
-from warehouse.embedded import EmbeddedPostgres
-from warehouse.settings import get_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 APP = "api.main:create_app"  # the factory uvicorn serves
 STARTUP_TIMEOUT_S = 60.0
+CORES = ("server", "client", "postgres", "redis", "backends", "other")  # reported busy cores
 WARMUP_S = 2.0  # untimed load of each scenario first (pools filled, code paths warm)
 
 
 # --------------------------------------------------------------------------- databases, Redis
-
-
-def admin_url(explicit: str | None) -> str:
-    """The server to create scratch databases on: `explicit`, else `BENCH_DATABASE_URL`,
-    `TEST_DATABASE_URL`, PostgreSQL on 127.0.0.1:5432, or the embedded server."""
-    configured = (
-        explicit or os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
-    )
-    if configured:
-        return urls.libpq_url(configured)
-    try:
-        with psycopg.connect(DEFAULT_ADMIN_URL, connect_timeout=3):
-            return DEFAULT_ADMIN_URL
-    except psycopg.OperationalError:
-        return EmbeddedPostgres(get_settings().pg_root).up()
 
 
 def redis_url_if_up(explicit: str | None) -> str | None:
@@ -78,17 +59,6 @@ def redis_url_if_up(explicit: str | None) -> str | None:
     except redis.RedisError:
         return None
     return url
-
-
-@contextmanager
-def scratch_database(admin: str, label: str = "") -> Iterator[str]:
-    """A new database on `admin`'s server, dropped at the end."""
-    name = f"mitra_bench_{label}{uuid.uuid4().hex[:8]}"
-    ensure_database(admin, name)
-    try:
-        yield urls.with_database(admin, name)
-    finally:
-        drop_database(admin, name)
 
 
 # --------------------------------------------------------------------------- requests
@@ -226,34 +196,15 @@ class Window:
     after: Reading
     tally: Counter[str] = field(default_factory=Counter)  # values of the tallied header
 
-    def _cores(self, name: str) -> float:
-        """Cores busy on average (1.0 = one core the whole window)."""
+    def cores(self, name: str) -> float:
+        """Cores busy on average (1.0 = one core the whole window) by `name`, a CPU counter of
+        `Reading`, or `other`: busy cores not ours, other programs on the machine (a shared
+        box is noisy)."""
+        if name == "other":
+            ours = sum(self.cores(n) for n in ("server", "client", "postgres", "redis"))
+            return max(0.0, self.cores("machine") - ours)
         span = self.after.at - self.before.at
-        return (getattr(self.after, name) - getattr(self.before, name)) / span
-
-    @property
-    def server_cpu(self) -> float:
-        return self._cores("server")
-
-    @property
-    def client_cpu(self) -> float:
-        return self._cores("client")
-
-    @property
-    def postgres_cpu(self) -> float:
-        return self._cores("postgres")
-
-    @property
-    def redis_cpu(self) -> float:
-        return self._cores("redis")
-
-    @property
-    def backends_cpu(self) -> float:
-        return self._cores("backends")
-
-    @property
-    def machine_cpu(self) -> float:
-        return self._cores("machine")
+        return self.cpu_seconds(name) / span
 
     def cpu_seconds(self, name: str) -> float:
         return getattr(self.after, name) - getattr(self.before, name)
@@ -262,12 +213,6 @@ class Window:
     def sessions(self) -> int:
         """Database sessions opened during the window."""
         return self.after.sessions - self.before.sessions
-
-    @property
-    def other_cpu(self) -> float:
-        """Busy cores not ours: other programs on the machine (a shared box is noisy)."""
-        ours = self.server_cpu + self.client_cpu + self.postgres_cpu + self.redis_cpu
-        return max(0.0, self.machine_cpu - ours)
 
     @property
     def requests(self) -> int:
@@ -528,7 +473,7 @@ def summary(windows: list[Window]) -> dict[str, Any]:
     p50, p95, p99 = percentiles_ms(latencies)
 
     def weighted(name: str) -> float:
-        return sum(getattr(w, name) * w.seconds for w in windows) / seconds
+        return sum(w.cores(name) * w.seconds for w in windows) / seconds
 
     def per_request_ms(name: str) -> float:
         return 1000 * sum(w.cpu_seconds(name) for w in windows) / requests
@@ -541,12 +486,7 @@ def summary(windows: list[Window]) -> dict[str, Any]:
         "p50_ms": p50,
         "p95_ms": p95,
         "p99_ms": p99,
-        "server_cpu": weighted("server_cpu"),
-        "client_cpu": weighted("client_cpu"),
-        "postgres_cpu": weighted("postgres_cpu"),
-        "redis_cpu": weighted("redis_cpu"),
-        "backends_cpu": weighted("backends_cpu"),
-        "other_cpu": weighted("other_cpu"),
+        **{f"{name}_cpu": weighted(name) for name in CORES},
         "sessions_per_100": 100 * sum(w.sessions for w in windows) / requests,
         "server_ms": per_request_ms("server"),
         "postgres_ms": per_request_ms("postgres"),
