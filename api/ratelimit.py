@@ -1,6 +1,6 @@
 """Rate limits per caller, shared by every worker through Redis (issue 8).
 
-    @router.get("/...", dependencies=[Depends(rate_limit("insights", per_minute=120))])
+    @router.get("/...", dependencies=[Depends(RateLimit("insights", per_minute=120))])
 
 The caller is the user of a valid access token, else the client address (behind a proxy, run
 uvicorn with `--proxy-headers --forwarded-allow-ips=...` so that is the real client). Each
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from time import monotonic
 from typing import Any
@@ -34,7 +34,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.metrics import Metrics
 from api.redis_batch import ScriptBatcher
-from api.security.tokens import InvalidToken, principal_of_request
+from api.security.deps import identify
+from api.security.tokens import Principal
 from warehouse.settings import Settings
 
 _log = logging.getLogger(__name__)
@@ -137,46 +138,51 @@ class RateLimiter:
         self._metrics.rate_limited.labels(name).inc()
 
 
-def caller_of(request: Request) -> str:
-    """`user:<id>` for a valid access token, else `ip:<address>`. A bad token is not an error
-    here (the route's own authentication answers it); it counts against the address."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if token and scheme.lower() == "bearer":
-        try:
-            settings = request.app.state.settings
-            principal = principal_of_request(settings, request.state, token.strip())
-            return f"user:{principal.user_id}"
-        except InvalidToken:
-            pass
+def caller_key(request: Request, principal: Principal | None) -> str:
+    """Whom a request counts against: `user:<id>` for a verified caller, else `ip:<address>`."""
+    if principal is not None:
+        return principal.rate_key
     return f"ip:{request.client.host if request.client else 'unknown'}"
 
 
-def rate_limit(
-    name: str, per_minute: int | Callable[[Settings], int]
-) -> Callable[[Request], Awaitable[None]]:
+def caller_of(request: Request) -> str:
+    """`caller_key` for the request's access token. A bad token is not an error here (the
+    route's own authentication answers it); it counts against the address."""
+    found = identify(request)
+    return caller_key(request, found if isinstance(found, Principal) else None)
+
+
+class RateLimit:
     """A dependency that admits `per_minute` requests a minute per caller under `name` (routes
     sharing a name share the budget), else answers 429 with `Retry-After`. `per_minute` may be
     read from the app's settings (a function of them), so deployments can tune it."""
-    if isinstance(per_minute, int) and per_minute < 1:
-        raise ValueError("per_minute must be at least 1")
 
-    async def check_rate_limit(request: Request) -> None:
+    def __init__(self, name: str, per_minute: int | Callable[[Settings], int]) -> None:
+        if isinstance(per_minute, int) and per_minute < 1:
+            raise ValueError("per_minute must be at least 1")
+        self.name = name
+        self.per_minute = per_minute
+
+    async def __call__(self, request: Request) -> None:
+        await self.count(request, caller_of(request))
+
+    async def count(self, request: Request, caller: str) -> None:
+        """Count one request of `caller` (a `caller_key`); 429 when over the limit. For
+        dependencies that have identified the caller already (`api.routes.insights.Asker`)."""
         limiter: RateLimiter = request.app.state.rate_limiter
-        limit = (
-            per_minute if isinstance(per_minute, int) else per_minute(request.app.state.settings)
-        )
-        state = await limiter.hit(name, caller_of(request), limit)
+        limit = self.per_minute
+        if not isinstance(limit, int):
+            limit = limit(request.app.state.settings)
+        state = await limiter.hit(self.name, caller, limit)
         request.state.rate_limit = state  # STATE_KEY, for RateLimitHeadersMiddleware
         if not state.allowed:
-            limiter.refused(name)
+            limiter.refused(self.name)
             raise HTTPException(
                 status.HTTP_429_TOO_MANY_REQUESTS,
-                f"more than {limit} requests a minute ({name}); retry in {state.retry_after} s",
+                f"more than {limit} requests a minute ({self.name});"
+                f" retry in {state.retry_after} s",
                 headers={"Retry-After": str(state.retry_after)},
             )
-
-    return check_rate_limit
 
 
 class RateLimitHeadersMiddleware:

@@ -60,7 +60,7 @@ from api.marts_export import (
     negotiate,
 )
 from api.problems import problem, problem_responses
-from api.ratelimit import rate_limit
+from api.ratelimit import RateLimit
 from api.security.deps import role_or_permission
 from api.security.tokens import Principal
 from warehouse import urls
@@ -311,7 +311,7 @@ def _audit(
     # After authentication, before the warehouse is touched. A request rate does not bound
     # exports running at once (each holds a warehouse connection and a read lock on its mart
     # while it streams); the statement timeout does.
-    dependencies=[Depends(rate_limit("marts_export", lambda s: s.export_rate_limit_per_minute))],
+    dependencies=[Depends(RateLimit("marts_export", lambda s: s.export_rate_limit_per_minute))],
     response_class=StreamingResponse,
     responses={
         200: _SUCCESS,

@@ -29,7 +29,7 @@ from api.cache import CacheDep, cache_key, cached_response
 from api.deps import EnginesDep
 from api.main import create_app
 from api.metrics import Metrics
-from api.ratelimit import rate_limit
+from api.ratelimit import RateLimit
 from api.security.tokens import Principal, issue_access_token
 from tests.live_server import live_server
 from warehouse import urls
@@ -129,7 +129,7 @@ def probe_app(settings: Settings, probe: Probe, limit_name: str) -> FastAPI:
         result = await cache.get_or_compute(NAMESPACE, cache_key(item), compute, probe.ttl)
         return cached_response(result)
 
-    @app.get("/limited", dependencies=[Depends(rate_limit(limit_name, per_minute=3))])
+    @app.get("/limited", dependencies=[Depends(RateLimit(limit_name, per_minute=3))])
     async def limited() -> Response:
         return Response(b"{}", media_type="application/json")
 

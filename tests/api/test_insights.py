@@ -410,3 +410,35 @@ def test_a_burst_of_identical_uncached_requests_computes_once(
     assert {a.status_code for a in answers} == {200}
     assert len({a.content for a in answers}) == 1
     assert _computations(insights, namespace) - before == 1
+
+
+def test_insights_are_rate_limited_per_caller_before_the_token_is_judged(
+    insights: Insights, busiest_agent: dict
+) -> None:
+    """`MITRA_INSIGHTS_RATE_LIMIT` per signed-in user; a request with a bad token is counted
+    against its address, and is a 401 while that address has budget left. The limits are
+    counted in the process here (no Redis), so other tests' requests from this address do not
+    share the budget; the Redis counting is tested in test_cache.py."""
+    settings = insights.settings.model_copy(
+        update={"insights_rate_limit_per_minute": 3, "redis_url": None}
+    )
+    agent_id = busiest_agent["agent_id"]
+    path = f"/v1/agents/{agent_id}/performance"
+    me = {"Authorization": f"Bearer {insights.token(busiest_agent['user_id'])}"}
+    admin = _user(insights, UserRole.PROVIDER_ADMIN, busiest_agent["provider_id"])
+    other = {"Authorization": f"Bearer {insights.token(admin)}"}
+    forged = {"Authorization": "Bearer not-a-token"}
+    with live_server(create_app(settings)) as base, httpx.Client(base_url=base, timeout=30) as c:
+        allowed = [c.get(path, headers=me) for _ in range(3)]
+        refused = c.get(path, headers=me)
+        someone_else = c.get(path, headers=other)
+        bad_tokens = [c.get(path, headers=forged) for _ in range(4)]
+    assert [a.status_code for a in allowed] == [200, 200, 200]
+    assert [a.headers["x-ratelimit-remaining"] for a in allowed] == ["2", "1", "0"]
+    assert refused.status_code == 429, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert someone_else.status_code == 200
+    assert someone_else.headers["x-ratelimit-remaining"] == "2"
+    assert [b.status_code for b in bad_tokens] == [401, 401, 401, 429]
+    assert bad_tokens[0].headers["www-authenticate"] == "Bearer"
