@@ -71,7 +71,7 @@ def create_app(settings: Settings | None = None, *, otp_sender: OtpSender | None
         to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
         # One Redis client (a connection pool) for the answer cache and the rate limits.
         redis = open_redis(app_settings.redis_url) if app_settings.redis_url else None
-        cache = open_answer_cache(engines.warehouse, metrics, redis)
+        cache = open_answer_cache(engines.warehouse, engines.warehouse_reads, metrics, redis)
         app.state.settings = app_settings
         app.state.engines = engines
         app.state.cache = cache

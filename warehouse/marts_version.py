@@ -52,6 +52,7 @@ _BUMP = (
     "UPDATE ops.marts_version SET version = version + 1, refreshed_at = now(), run_id = %s"
     " RETURNING version, warehouse_id, refreshed_at, run_id"
 )
+READ_VERSION_SQL = "SELECT version FROM ops.marts_version"  # the version alone, for any driver
 _READ = text("SELECT version, warehouse_id, refreshed_at, run_id FROM ops.marts_version")
 
 # The Redis mirror of the version expires (and is re-read from the warehouse) after this long.

@@ -38,6 +38,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 from sqlalchemy import Engine
 
@@ -62,10 +63,13 @@ __all__ = [
 ]
 
 
-def open_answer_cache(warehouse: Engine, metrics: Metrics, redis: Redis | None) -> AnswerCache:
-    """Redis when configured, else the in-process dict (one worker only)."""
+def open_answer_cache(
+    warehouse: Engine, warehouse_reads: AsyncConnectionPool, metrics: Metrics, redis: Redis | None
+) -> AnswerCache:
+    """Redis when configured, else the in-process dict (one worker only), which reads the
+    version on every lookup through the asyncio pool."""
     if redis is None:
-        return MemoryAnswerCache(warehouse, metrics)
+        return MemoryAnswerCache(warehouse_reads, metrics)
     return RedisAnswerCache(redis, warehouse, metrics)
 
 

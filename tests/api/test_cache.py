@@ -23,9 +23,10 @@ import psycopg
 import pytest
 import redis
 from fastapi import Depends, FastAPI, HTTPException, Response
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from api.cache import CacheDep, cache_key, cached_response
+from api.db import open_read_pool
 from api.deps import EnginesDep
 from api.main import create_app
 from api.metrics import Metrics
@@ -358,29 +359,31 @@ def test_namespaces_are_checked() -> None:
 
 def test_concurrent_in_process_lookups_share_one_version_read(cache_warehouse: str) -> None:
     """Without Redis every lookup needs the marts version; 50 arriving together share reads
-    instead of each taking a thread and a query, and every one still gets its answer."""
+    instead of each making its own query, and every one still gets its answer."""
     from api.cache import MemoryAnswerCache
 
-    engine = create_engine(urls.sqlalchemy_url(cache_warehouse))
-    cache = MemoryAnswerCache(engine, Metrics())
     reads = 0
-    read_version = cache._read_version
-
-    def counted() -> int:
-        nonlocal reads
-        reads += 1
-        return read_version()
-
-    cache._read_version = counted  # type: ignore[method-assign]
 
     async def burst() -> list:
-        return await asyncio.gather(
-            *(cache.get_or_compute("probe.v1", f"k{i}", lambda: b"x", 60) for i in range(50))
-        )
+        nonlocal reads
+        pool = open_read_pool(cache_warehouse, 4)
+        await pool.open(wait=True)
+        cache = MemoryAnswerCache(pool, Metrics())
+        read_version = cache._read_version
 
-    try:
-        answers = asyncio.run(burst())
-    finally:
-        engine.dispose()
+        async def counted() -> int:
+            nonlocal reads
+            reads += 1
+            return await read_version()
+
+        cache._read_version = counted  # type: ignore[method-assign]
+        try:
+            return await asyncio.gather(
+                *(cache.get_or_compute("probe.v1", f"k{i}", lambda: b"x", 60) for i in range(50))
+            )
+        finally:
+            await pool.close()
+
+    answers = asyncio.run(burst())
     assert [a.value for a in answers] == [b"x"] * 50
     assert 1 <= reads < 10
