@@ -41,6 +41,15 @@ def test_values_defaults_and_repeats() -> None:
     assert WANTED.read(_request("name=b")).size == 10
 
 
+@pytest.mark.parametrize(
+    "query", ["name=a%20b+c%26d", "name=%E0%A4%A8%E0%A4%AE", "name=&name=x%3Dy", "name=%zz;"]
+)
+def test_values_decode_as_starlettes_query_params(query: str) -> None:
+    """Percent-escapes, `+`, empty values and stray bytes read as `request.query_params`."""
+    request = _request(query)
+    assert WANTED.read(request).name == request.query_params["name"]
+
+
 def test_bad_values_are_request_validation_errors_located_in_the_query() -> None:
     with pytest.raises(RequestValidationError) as raised:
         WANTED.read(_request("size=0&colour=green&on=2026-02-30"))
