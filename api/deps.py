@@ -16,7 +16,7 @@ from warehouse.settings import Settings
 @dataclass(frozen=True)
 class Engines:
     """One engine per database the API reads (the operational store and the warehouse), and an
-    asyncio pool beside each for the hot reads (`api.db.pipelined`)."""
+    asyncio pool beside each for the hot reads (`api.db.read_together`)."""
 
     operational: Engine
     warehouse: Engine

@@ -21,7 +21,7 @@ from api.metrics import Metrics
 _log = logging.getLogger("api.cache")
 
 # A computation: a plain function runs in the threadpool (it may block on the database); an
-# `async def` is awaited on the event loop (the pipelined reads of `api.db`).
+# `async def` is awaited on the event loop (the one-round-trip reads of `api.db`).
 Compute = Callable[[], bytes] | Callable[[], Awaitable[bytes]]
 NAMESPACE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 _CHECKED_NAMESPACES: set[str] = set()  # namespaces are constants of the code: check each once

@@ -11,7 +11,7 @@ from fastapi import HTTPException
 from psycopg_pool import AsyncConnectionPool
 
 from api.cache.base import AnswerCache, Compute
-from api.db import pipelined
+from api.db import read_together
 from api.metrics import Metrics
 from warehouse.marts_version import READ_VERSION_SQL
 
@@ -21,7 +21,7 @@ class MemoryAnswerCache(AnswerCache):
     `ops.marts_version` for every lookup (a one-row read), so a bump is seen at once; lookups
     that arrive while a read is in flight share it (as Redis lookups share one round trip,
     `api.redis_batch`), so a burst costs one read per round trip, not one query each. The read
-    runs on the event loop over the warehouse's asyncio pool (`api.db.pipelined`) rather than
+    runs on the event loop over the warehouse's asyncio pool (`api.db.read_together`) rather than
     taking a thread per read (cached answers 7,000 -> 7,140 req/s in bench/api_insights.py).
     At most `max_entries` answers, the oldest dropped first."""
 
@@ -41,7 +41,7 @@ class MemoryAnswerCache(AnswerCache):
         self._entries: OrderedDict[tuple[str, str], tuple[float, bytes]] = OrderedDict()
 
     async def _read_version(self) -> int:
-        rows = (await pipelined(self._warehouse, [(READ_VERSION_SQL, {})]))[0]
+        rows = (await read_together(self._warehouse, [(READ_VERSION_SQL, {})]))[0]
         if not rows:
             raise LookupError("ops.marts_version has no row: run the migrations")
         return int(rows[0]["version"])

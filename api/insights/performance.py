@@ -27,7 +27,7 @@ from sqlalchemy import (
     table,
 )
 
-from api.db import CompiledQuery, compile_query, pipelined
+from api.db import CompiledQuery, compile_query, read_together
 from api.insights.access import AgentScope
 from api.insights.periods import RANKS, PeriodSpec
 from api.insights.values import plain_row
@@ -77,7 +77,7 @@ def statements(spec: PeriodSpec) -> Statements:
 
 @dataclass(frozen=True)
 class CompiledStatements:
-    """`Statements` as psycopg runs them on the read pool (`api.db.pipelined`)."""
+    """`Statements` as psycopg runs them on the read pool (`api.db.read_together`)."""
 
     latest: CompiledQuery
     rows: CompiledQuery
@@ -108,12 +108,12 @@ async def performance(
     territory median of the same period: the figures and the median in one round trip."""
     sql = compiled(spec)
     if on is None:
-        [[latest]] = await pipelined(reads, [sql.latest.statement(agent=scope.agent_id)])
+        [[latest]] = await read_together(reads, [sql.latest.statement(agent=scope.agent_id)])
         start = _latest_or_404(next(iter(latest.values())))
     else:
         start = spec.start_of(on)
     previous = spec.previous(start)
-    found, [median_row] = await pipelined(
+    found, [median_row] = await read_together(
         reads,
         [
             sql.rows.statement(agent=scope.agent_id, start=start, previous=previous),

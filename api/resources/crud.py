@@ -123,7 +123,7 @@ def compiled_read(resource: Resource, role: UserRole) -> CompiledQuery:
 async def read_visible(
     pool: AsyncConnectionPool, resource: Resource, principal: Principal, row_id: uuid.UUID
 ) -> dict[str, Any]:
-    """The row as a mapping, or 404: one pipelined round trip on the event loop (the hot path)."""
+    """The row as a mapping, or 404: one round trip on the event loop (the hot path)."""
     sql, params = compiled_read(resource, principal.role).statement(
         **scoping.scope_params(principal, **{scoping.ROW_ID: row_id})
     )
