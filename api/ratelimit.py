@@ -138,18 +138,13 @@ class RateLimiter:
         self._metrics.rate_limited.labels(name).inc()
 
 
-def caller_key(request: Request, principal: Principal | None) -> str:
-    """Whom a request counts against: `user:<id>` for a verified caller, else `ip:<address>`."""
-    if principal is not None:
-        return principal.rate_key
+def caller_key(request: Request, found: Principal | HTTPException) -> str:
+    """Whom a request counts against, given what `identify` found: `user:<id>` for a verified
+    caller, else `ip:<address>` (a bad token is not an error here: the route's own
+    authentication answers it)."""
+    if isinstance(found, Principal):
+        return found.rate_key
     return f"ip:{request.client.host if request.client else 'unknown'}"
-
-
-def caller_of(request: Request) -> str:
-    """`caller_key` for the request's access token. A bad token is not an error here (the
-    route's own authentication answers it); it counts against the address."""
-    found = identify(request)
-    return caller_key(request, found if isinstance(found, Principal) else None)
 
 
 class RateLimit:
@@ -164,7 +159,7 @@ class RateLimit:
         self.per_minute = per_minute
 
     async def __call__(self, request: Request) -> None:
-        await self.count(request, caller_of(request))
+        await self.count(request, caller_key(request, identify(request)))
 
     async def count(self, request: Request, caller: str) -> None:
         """Count one request of `caller` (a `caller_key`); 429 when over the limit. For

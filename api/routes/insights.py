@@ -73,8 +73,7 @@ class Asker(Caller):
 
     async def __call__(self, request: Request) -> Ask:  # type: ignore[override]
         found = identify(request)
-        verified = found if isinstance(found, Principal) else None
-        await self._rate_limit.count(request, caller_key(request, verified))
+        await self._rate_limit.count(request, caller_key(request, found))
         principal = self.admitted(found)
         state = request.app.state
         return Ask(principal, state.engines, state.cache, state.metrics)
