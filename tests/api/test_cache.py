@@ -23,6 +23,7 @@ import psycopg
 import pytest
 import redis
 from fastapi import Depends, FastAPI, HTTPException, Response
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import text
 
 from api.cache import CacheDep, cache_key, cached_response
@@ -387,3 +388,37 @@ def test_concurrent_in_process_lookups_share_one_version_read(cache_warehouse: s
     answers = asyncio.run(burst())
     assert [a.value for a in answers] == [b"x"] * 50
     assert 1 <= reads < 10
+
+
+@pytest.mark.parametrize("broken", ["unreachable", "no table", "no row"])
+def test_in_process_cache_computes_uncached_when_the_version_cannot_be_read(
+    make_database: Callable[[str], str], cache_warehouse: str, broken: str
+) -> None:
+    """Without Redis the version comes from the warehouse: a database that is down, not
+    migrated, or has lost its version row makes the lookup compute the answer uncached (never a
+    5xx from the cache, never an answer stored under no version), and the failure is counted."""
+    from api.cache import MemoryAnswerCache
+
+    if broken == "unreachable":
+        url = urls.with_database(cache_warehouse, "mitra_no_such_database")
+    else:
+        url = make_database("cache_broken")
+        if broken == "no row":
+            with psycopg.connect(urls.libpq_url(url)) as conn:
+                ensure_marts_version_table(conn)
+                conn.execute("DELETE FROM ops.marts_version")
+    metrics = Metrics()
+
+    async def lookups() -> list:
+        pool = AsyncConnectionPool(urls.libpq_url(url), min_size=1, open=False, timeout=1)
+        await pool.open(wait=False)
+        cache = MemoryAnswerCache(pool, metrics, retry_after_error=0.0)
+        try:
+            return [await cache.get_or_compute("probe.v1", "k", lambda: b"x", 60) for _ in "ab"]
+        finally:
+            await pool.close()
+
+    answers = asyncio.run(lookups())
+    assert [(a.value, a.hit, a.version) for a in answers] == [(b"x", False, None)] * 2
+    errors = metrics.cache_errors.labels("version")._value.get()
+    assert errors == 2
