@@ -25,6 +25,7 @@ from dagster_dbt import (
     dbt_assets,
 )
 
+from orchestration.defs.dbt.drift import find_drift, full_refresh_args, load_manifest
 from orchestration.defs.dbt.project import dbt_project
 from orchestration.resources import DatabasesResource
 
@@ -99,6 +100,15 @@ def build_dbt_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefin
         dbt_vars = window_vars(context)
         context.log.info("dbt window: %s", dbt_vars)
         with databases.dbt_environment():
+            drifts = find_drift(load_manifest(project.manifest_path), databases.warehouse)
+            if drifts:
+                for drift in drifts:
+                    context.log.warning(
+                        "%s: the table's columns differ from the model's (missing %s, no longer "
+                        "declared %s): rebuilding it over all history once",
+                        drift.model, list(drift.added), list(drift.removed),
+                    )  # fmt: skip
+                dbt.cli(full_refresh_args(drifts), manifest=project.manifest_path).wait()
             args = ["build", "--vars", json.dumps(dbt_vars)]
             yield from dbt.cli(args, context=context).stream()
 
