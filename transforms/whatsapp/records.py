@@ -225,7 +225,8 @@ def message_row(
         raise Quarantine(f"unhandled_type:{message_type}")
     context = obj(message.get("context"))
     contact = _contact_for(change.contacts, customer_phone, customer_user_id)
-    forwarded = context.get("forwarded") or context.get("frequently_forwarded")
+    flags = [context.get(k) for k in ("forwarded", "frequently_forwarded")]
+    flags = [flag for flag in flags if isinstance(flag, bool)]
     row = {
         "wamid": required(message, "id"),
         "sent_at_s": when(message.get("timestamp"), change),
@@ -236,7 +237,7 @@ def message_row(
         "customer_user_id": customer_user_id or text(contact.get("user_id")),
         "message_type": message_type,
         "context_wamid": text(context.get("id")),
-        "forwarded": forwarded if isinstance(forwarded, bool) else None,
+        "forwarded": any(flags) if flags else None,
         **_referral(message),
         **errors_columns(message.get("errors")),
     }
