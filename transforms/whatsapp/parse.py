@@ -31,8 +31,11 @@ Counting rules (`WhatsAppResult.counts()`):
 - Lines: `read == loaded_lines + duplicate_lines + rejected` (rejected: whole lines). A line is
   a *duplicate line* when every record in it was a duplicate, else a *loaded line*.
 - Records (of accepted lines): `records == loaded + duplicates + quarantined` (quarantined: record
-  rows), where `loaded` is the rows of every table together. A change with no record is one
-  quarantined record (`no_records:<field>`), so nothing a good line holds is ever uncounted.
+  rows), where `loaded` is the rows of every table together. A change with no record
+  (`no_records:<field>`), a change not understood as a whole (`unhandled_field:<field>`, a
+  conversation change without `metadata.phone_number_id`) and an account-level change each
+  count as one record, so nothing a good line holds is ever uncounted. Quarantined records are
+  not deduplicated: a line holding one is never a duplicate line.
 """
 
 from __future__ import annotations
