@@ -25,6 +25,7 @@ from simulator.runner import simulate
 from simulator.whatsapp import true_message_states
 from simulator.world import build_world
 from tests.conftest import REPO_ROOT
+from transforms.whatsapp import id_token_expr
 from warehouse import urls
 from warehouse.migrate import upgrade
 
@@ -149,11 +150,13 @@ def test_every_settled_message_reaches_its_true_final_state(backfilled, world_an
     end = datetime.combine(config.end, datetime.min.time(), UTC) - timedelta(hours=5, minutes=30)
     settled = truth.filter(pl.col("settled_at") < end, pl.col("final_state").is_not_null())
     states = pl.DataFrame(
-        _query(warehouse, "SELECT wamid, state FROM raw.whatsapp_message_states"),
-        schema=["wamid", "state"],
+        _query(warehouse, "SELECT wamid_token, state FROM raw.whatsapp_message_states"),
+        schema=["wamid_token", "state"],
         orient="row",
     )
-    joined = settled.join(states, on="wamid", how="left")
+    # The states table is keyed by the wamid's token: a wamid encodes the recipient's number.
+    settled = settled.with_columns(wamid_token=id_token_expr("wamid", PII_KEY.encode()))
+    joined = settled.join(states, on="wamid_token", how="left")
     # A status whose only delivery had a bad signature is lost (Meta would retry; the simulator
     # does not): those messages may lag, never lead. All others match exactly.
     rank = {"sent": 1, "delivered": 2, "read": 3, None: 0}

@@ -33,6 +33,7 @@ from transforms.whatsapp import (
     STATES_SCHEMA,
     STATUSES_SCHEMA,
     WhatsAppResult,
+    id_token_expr,
     merge_states,
     message_states,
     parse_webhook_deliveries,
@@ -203,7 +204,10 @@ def test_every_line_is_accounted_for(run: Run) -> None:
             == counts["loaded_lines"] + counts["duplicate_lines"] + counts["rejected"]
         )
         assert result.accepted == result.read - result.rejected.height
-        assert counts["records"] == counts["loaded"] + counts["duplicates"]
+        assert counts["records"] == (
+            counts["loaded"] + counts["duplicates"] + counts["quarantined_records"]
+        )
+        assert counts["quarantined_records"] == 0  # the simulator sends only what Meta sends
         assert counts["records"] == sum(len(line.keys) for line in on_day if line.verifies)
         assert result.duplicate_lines == result.duplicates  # one record per body
         assert (result.rejected["received_day"] == day).all()
@@ -292,10 +296,13 @@ def rank(state: str | None) -> int:
 def compare_with_truth(run: Run, exclude: set[str]) -> tuple[int, int]:
     """Assert the folded states equal the truth for every settled message not in `exclude`, and
     are never beyond it for the others; returns (compared exactly, compared as a bound)."""
-    truth = true_message_states(run.world, run.config)
+    truth = true_message_states(run.world, run.config).with_columns(
+        wamid_token=id_token_expr("wamid", PII_KEY)
+    )
     states = fold(run)
-    assert set(states["wamid"]) <= set(truth["wamid"]), "statuses only for outbound messages"
-    joined = truth.join(states, on="wamid", how="left")
+    assert "wamid" not in states.columns, "the states table holds no raw wamid"
+    assert set(states["wamid_token"]) <= set(truth["wamid_token"]), "statuses only for outbound"
+    joined = truth.join(states, on="wamid_token", how="left")
     settled = pl.col("settled_at") < window_end(run) - SETTLE_MARGIN
     exact = joined.filter(settled & ~pl.col("wamid").is_in(list(exclude)))
     mismatched = exact.filter(  # truth on the left, what ingestion folded on the right
@@ -349,12 +356,16 @@ def test_message_states_rules() -> None:
         ("c", "failed", at, 131049),  # failed before it was ever sent
         ("d", "delivered", at + timedelta(seconds=3), None),
         ("d", "sent", at + timedelta(seconds=1), None),
-        ("d", "deleted", at + timedelta(seconds=9), None),  # unknown: moves only last_status_at
+        ("d", "deleted", at + timedelta(seconds=9), None),  # apart, like a failure
+        ("e", "read", at + timedelta(seconds=20), None),
+        ("e", "played", at + timedelta(seconds=40), None),  # a voice note: beyond read
+        ("e", "delivered", at + timedelta(seconds=10), None),
+        ("e", "pending_review", at + timedelta(seconds=50), None),  # unknown: only last_status_at
     ]
     statuses = pl.DataFrame(
-        rows, schema=["wamid", "status", "status_at", "error_code"], orient="row"
+        rows, schema=["wamid_token", "status", "status_at", "error_code"], orient="row"
     ).with_columns(pl.col("status_at").dt.cast_time_unit("us"))
-    states = {row["wamid"]: row for row in message_states(statuses).iter_rows(named=True)}
+    states = {row["wamid_token"]: row for row in message_states(statuses).iter_rows(named=True)}
     assert (states["a"]["state"], states["a"]["state_at"]) == ("read", at + timedelta(seconds=30))
     assert states["a"]["last_status_at"] == at + timedelta(seconds=90)
     assert (states["b"]["state"], states["b"]["failed"], states["b"]["error_code"]) == (
@@ -368,7 +379,11 @@ def test_message_states_rules() -> None:
         131049,
     )
     assert states["d"]["state"] == "delivered" and not states["d"]["failed"]
+    assert (states["d"]["deleted"], states["d"]["deleted_at"]) == (True, at + timedelta(seconds=9))
     assert states["d"]["last_status_at"] == at + timedelta(seconds=9)
+    assert (states["e"]["state"], states["e"]["state_at"]) == ("played", at + timedelta(seconds=40))
+    assert not states["e"]["deleted"] and not states["e"]["failed"]
+    assert states["e"]["last_status_at"] == at + timedelta(seconds=50)
 
 
 # --------------------------------------------------------------------------- PII
@@ -382,8 +397,16 @@ ID_COLUMNS = {  # the columns that hold long digit runs by design: ids, not phon
     "media_id",
     "customer_user_id",
     "recipient_user_id",
+    "conversation_id",  # Meta's hex id of the billing conversation
 }
-TOKEN_COLUMNS = {"customer_phone_token", "recipient_phone_token", "export_file"}
+TOKEN_COLUMNS = {
+    "customer_phone_token",
+    "recipient_phone_token",
+    "export_file",
+    "wamid_token",
+    "context_wamid_token",
+    "reaction_to_wamid_token",
+}
 
 
 def clear_numbers(world: World) -> list[str]:
@@ -549,6 +572,7 @@ def test_each_kind_of_bad_line_is_rejected_with_its_reason() -> None:
         delivery(envelope({"statuses": [{"id": "wamid.B"}]})),
         delivery(envelope({})),
         delivery(good, received_at="yesterday"),
+        delivery({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": []}]}),
     )
     assert result.rejected["reason"].to_list() == [
         "invalid_json",
@@ -559,12 +583,20 @@ def test_each_kind_of_bad_line_is_rejected_with_its_reason() -> None:
         "unexpected_shape",
         "unexpected_shape",
         "no_records",
-        "unexpected_shape",
     ]
-    assert result.rejected["line_number"].to_list() == list(range(2, 11))
+    assert result.rejected["line_number"].to_list() == [2, 3, 4, 5, 6, 7, 10, 11]
+    # Inside a verified WhatsApp envelope, a bad record is quarantined on its own.
+    assert result.quarantined.select("line_number", "record_index", "reason").rows() == [
+        (8, 0, "missing_field:status"),
+        (9, 0, "no_records:messages"),
+    ]
+    assert orjson.loads(result.quarantined["raw"][0]) == {"id": "wamid.B"}
     assert result.messages["wamid"].to_list() == ["wamid.A"]
     assert result.messages["text_body"].to_list() == ["Paid today"]
-    assert (result.read, result.accepted, result.duplicates) == (10, 1, 0)
+    assert (result.read, result.accepted, result.duplicates) == (11, 3, 0)
+    counts = result.counts()
+    assert counts["read"] == counts["loaded_lines"] + counts["duplicate_lines"] + counts["rejected"]
+    assert counts["records"] == 3 == counts["loaded"] + counts["quarantined_records"]
 
 
 def test_a_body_with_several_records_counts_each_record() -> None:

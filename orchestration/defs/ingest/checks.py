@@ -25,6 +25,7 @@ from warehouse.raw_tables import TableSpec
 
 RECONCILIATION = "reconciliation"
 VOLUME = "volume_in_band"
+UNEXPECTED_VALUES = "unexpected_values"
 # A day's volume passes when it lies within this factor of the trailing week's median.
 VOLUME_BAND = (0.5, 2.0)
 TRAILING_DAYS = 7
@@ -63,6 +64,30 @@ def check_specs(asset_key: dg.AssetKey, suites: list[CheckSuite]) -> list[dg.Ass
         )
     )
     return specs
+
+
+def unexpected_values_spec(asset_key: dg.AssetKey, description: str) -> dg.AssetCheckSpec:
+    """A warning, never blocking: values of an open vocabulary the code does not know yet are
+    data to look at, not a reason to stop the assets downstream."""
+    return dg.AssetCheckSpec(
+        UNEXPECTED_VALUES, asset=asset_key, blocking=False, description=description
+    )
+
+
+def unexpected_values_check(day: date, unexpected: dict[str, dict[str, int]]) -> DayCheck:
+    """Passes when no vocabulary (say `status`, `change_field`) holds a value outside the known
+    ones; the values and their counts go to the metadata either way."""
+    found = {name: counts for name, counts in unexpected.items() if counts}
+    return DayCheck(UNEXPECTED_VALUES, day, not found, {"unexpected": found})
+
+
+def _unexpected_totals(days: list[DayCheck]) -> dict[str, dict[str, int]]:
+    totals: dict[str, dict[str, int]] = defaultdict(dict)
+    for check in days:
+        for name, counts in check.details.get("unexpected", {}).items():
+            for value, n in counts.items():
+                totals[name][value] = totals[name].get(value, 0) + n
+    return dict(totals)
 
 
 def suite_checks(frame, suites: list[CheckSuite], day: date) -> list[DayCheck]:
@@ -169,6 +194,13 @@ def results(
     for spec in specs:
         days = by_name.get(spec.name, [])
         failed = [c.day.isoformat() for c in days if not c.passed]
+        metadata: dict[str, Any] = {
+            "days": len(days),
+            "failed_days": failed,
+            "details": dg.MetadataValue.json({c.day.isoformat(): c.details for c in days}),
+        }
+        if spec.name == UNEXPECTED_VALUES:
+            metadata["unexpected"] = dg.MetadataValue.json(_unexpected_totals(days))
         out.append(
             dg.AssetCheckResult(
                 asset_key=asset_key,
@@ -177,11 +209,7 @@ def results(
                 severity=dg.AssetCheckSeverity.ERROR
                 if spec.blocking
                 else dg.AssetCheckSeverity.WARN,
-                metadata={
-                    "days": len(days),
-                    "failed_days": failed,
-                    "details": dg.MetadataValue.json({c.day.isoformat(): c.details for c in days}),
-                },
+                metadata=metadata,
             )
         )
     return out

@@ -56,7 +56,36 @@ WHATSAPP_MESSAGES = spec(
 WHATSAPP_STATUSES = spec(
     "raw", "whatsapp_statuses", whatsapp.STATUSES_SCHEMA, key=("wamid", "status", "received_day")
 )
+# Calls, edits and account events have no key Meta guarantees unique (a call's events, an edit
+# re-sent with another id): the parser dedupes them, the tables take what it kept.
+WHATSAPP_CALLS = spec("raw", "whatsapp_calls", whatsapp.CALLS_SCHEMA)
+WHATSAPP_EDITS = spec("raw", "whatsapp_message_edits", whatsapp.EDITS_SCHEMA)
+WHATSAPP_CONTACT_CHANGES = spec("raw", "whatsapp_contact_changes", whatsapp.CONTACT_CHANGES_SCHEMA)
+WHATSAPP_ACCOUNT_EVENTS = spec("raw", "whatsapp_account_events", whatsapp.ACCOUNT_EVENTS_SCHEMA)
 WHATSAPP_QUARANTINE = spec("quarantine", "whatsapp", whatsapp.QUARANTINE_SCHEMA)
 WHATSAPP_STATES = spec(
-    "raw", "whatsapp_message_states", whatsapp.STATES_SCHEMA, key=("wamid",), partition_column=None
+    "raw",
+    "whatsapp_message_states",
+    whatsapp.STATES_SCHEMA,
+    key=("wamid_token",),
+    partition_column=None,
+)
+# The table of each of the parser's frames (`Shape.name`).
+WHATSAPP_TABLES = {
+    whatsapp.MESSAGES.name: WHATSAPP_MESSAGES,
+    whatsapp.STATUSES.name: WHATSAPP_STATUSES,
+    whatsapp.CALLS.name: WHATSAPP_CALLS,
+    whatsapp.EDITS.name: WHATSAPP_EDITS,
+    whatsapp.CONTACT_CHANGES.name: WHATSAPP_CONTACT_CHANGES,
+    whatsapp.ACCOUNT_EVENTS.name: WHATSAPP_ACCOUNT_EVENTS,
+}
+# Tables holding raw Meta ids, bodies or payloads: their partitions past the retention window
+# are dropped. Contact changes hold tokens only and are kept.
+WHATSAPP_RETAINED = (
+    WHATSAPP_MESSAGES,
+    WHATSAPP_STATUSES,
+    WHATSAPP_CALLS,
+    WHATSAPP_EDITS,
+    WHATSAPP_ACCOUNT_EVENTS,
+    WHATSAPP_QUARANTINE,
 )

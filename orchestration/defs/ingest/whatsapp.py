@@ -1,15 +1,21 @@
-"""`raw/whatsapp_messages`, `raw/whatsapp_statuses` and each message's current state.
+"""`raw/whatsapp_messages`, `raw/whatsapp_statuses`, the other WhatsApp raw tables and each
+message's current state.
 
 One receipt day per partition: the day's webhook deliveries (signature re-checked over the raw
-bytes; a bad one goes to quarantine.whatsapp and nowhere else) and the chat exports uploaded that
-day (`source = 'chat_export'`). Both tables' partitions and the quarantine are replaced together,
-and the day's statuses are folded into `raw.whatsapp_message_states` in the same transaction,
-keeping the furthest state on sent < delivered < read whatever the arrival order (folding is
-idempotent, so re-loading a day changes nothing). Message bodies live only here, and partitions
-older than `MITRA_RAW_RETENTION_DAYS` are dropped.
+bytes; a bad line goes to quarantine.whatsapp and nowhere else) and the chat exports uploaded that
+day (`source = 'chat_export'`). Every table's partition of the day (messages, statuses, calls,
+message edits, contact changes, account events, quarantine) is replaced in one transaction, and
+the day's statuses are folded into `raw.whatsapp_message_states` (keyed by `wamid_token`) in the
+same transaction; folding is idempotent, so re-loading a day changes nothing. Tables holding raw
+Meta ids, bodies or payloads drop their partitions older than `MITRA_RAW_RETENTION_DAYS`.
+
+Blocking checks guard what would corrupt the tables (keys, reconciliation of lines and of
+records); values of an open vocabulary the code does not know (a new status, message type or
+change field) only raise the `unexpected_values` warning, with the values and counts.
 """
 
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -25,6 +31,8 @@ from orchestration.defs.ingest.checks import (
     reconciliation_check,
     results,
     suite_checks,
+    unexpected_values_check,
+    unexpected_values_spec,
     volume_check,
 )
 from orchestration.defs.ingest.expectations import CheckSuite
@@ -34,13 +42,23 @@ from orchestration.defs.ingest.partitions import partition_days
 from orchestration.defs.ingest.tables import (
     WHATSAPP_MESSAGES,
     WHATSAPP_QUARANTINE,
+    WHATSAPP_RETAINED,
     WHATSAPP_STATES,
     WHATSAPP_STATUSES,
+    WHATSAPP_TABLES,
 )
 from orchestration.defs.operational.assets import DATABASE_RETRY
 from orchestration.resources import DatabasesResource, LandingResource
 from transforms.chat_exports import parse_chat_export
-from transforms.whatsapp import STATE_RANK, STATES_SCHEMA, merge_states, parse_webhook_deliveries
+from transforms.whatsapp import (
+    KNOWN_STATUSES,
+    STATES_SCHEMA,
+    id_token_expr,
+    merge_states,
+    message_states,
+    parse_webhook_deliveries,
+    with_id_tokens,
+)
 from warehouse import urls
 from warehouse.partitions import drop_partitions_before
 from warehouse.raw_tables import ensure_tables
@@ -48,7 +66,8 @@ from warehouse.settings import get_settings
 
 MESSAGES_KEY = dg.AssetKey(["raw", "whatsapp_messages"])
 STATUSES_KEY = dg.AssetKey(["raw", "whatsapp_statuses"])
-STATUSES = [*STATE_RANK, "failed"]
+SOURCES = ["webhook", "echo", "history", "chat_export"]
+KNOWN_INTERACTIVE = frozenset({"button_reply", "list_reply", "nfm_reply", "call_permission_reply"})
 
 
 def _message_keys(day: date) -> list:
@@ -56,10 +75,9 @@ def _message_keys(day: date) -> list:
 
     return [
         gx.expectations.ExpectColumnValuesToNotBeNull(column="wamid"),
+        gx.expectations.ExpectColumnValuesToNotBeNull(column="wamid_token"),
         gx.expectations.ExpectColumnValuesToBeUnique(column="wamid"),
-        gx.expectations.ExpectColumnValuesToBeInSet(
-            column="source", value_set=["webhook", "chat_export"]
-        ),
+        gx.expectations.ExpectColumnValuesToBeInSet(column="source", value_set=SOURCES),
     ]
 
 
@@ -68,19 +86,29 @@ def _status_keys(day: date) -> list:
 
     return [
         gx.expectations.ExpectColumnValuesToNotBeNull(column="wamid"),
+        gx.expectations.ExpectColumnValuesToNotBeNull(column="wamid_token"),
+        gx.expectations.ExpectColumnValuesToNotBeNull(column="status"),
         gx.expectations.ExpectCompoundColumnsToBeUnique(column_list=["wamid", "status"]),
-        gx.expectations.ExpectColumnValuesToBeInSet(column="status", value_set=STATUSES),
     ]
 
 
 MESSAGE_SUITES = [
-    CheckSuite("keys_valid", "wamid present and unique; known source", True, _message_keys)
+    CheckSuite("keys_valid", "wamid present, tokenised, unique; our sources", True, _message_keys)
 ]
 STATUS_SUITES = [
-    CheckSuite("keys_valid", "one row per wamid and status; known statuses", True, _status_keys)
+    CheckSuite("keys_valid", "one row per wamid and status, tokenised", True, _status_keys)
 ]
-MESSAGE_CHECKS = check_specs(MESSAGES_KEY, MESSAGE_SUITES)
-STATUS_CHECKS = check_specs(STATUSES_KEY, STATUS_SUITES)
+MESSAGE_CHECKS = [
+    *check_specs(MESSAGES_KEY, MESSAGE_SUITES),
+    unexpected_values_spec(
+        MESSAGES_KEY, "change fields and message types quarantined as not yet handled, and "
+        "interactive subtypes loaded but not known, with their counts",
+    ),
+]  # fmt: skip
+STATUS_CHECKS = [
+    *check_specs(STATUSES_KEY, STATUS_SUITES),
+    unexpected_values_spec(STATUSES_KEY, "statuses loaded but not known, with their counts"),
+]
 
 
 @dataclass(frozen=True)
@@ -103,107 +131,197 @@ def _chat_exports(paths, day: date, pii_key: bytes):
     return messages, rejected, read, system
 
 
-def _fold_states(statuses: pl.DataFrame):
+def _upsert_states(conn: psycopg.Connection, states: pl.DataFrame) -> None:
+    columns = WHATSAPP_STATES.column_names
+    conn.execute("CREATE TEMP TABLE _states (LIKE raw.whatsapp_message_states) ON COMMIT DROP")
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            sql.SQL("COPY _states ({}) FROM STDIN (FORMAT CSV, NULL '\\N')").format(
+                sql.SQL(", ").join(map(sql.Identifier, columns))
+            )
+        ) as copy,
+    ):
+        copy.write(states.select(columns).write_csv(include_header=False, null_value="\\N"))
+    updates = sql.SQL(", ").join(
+        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
+        for c in columns
+        if c != "wamid_token"
+    )
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO raw.whatsapp_message_states ({}) SELECT {} FROM _states"
+            " ON CONFLICT (wamid_token) DO UPDATE SET {}"
+        ).format(
+            sql.SQL(", ").join(map(sql.Identifier, columns)),
+            sql.SQL(", ").join(map(sql.Identifier, columns)),
+            updates,
+        )
+    )
+    conn.execute("DROP TABLE _states")
+
+
+def _fold_states(statuses: pl.DataFrame) -> Callable[[psycopg.Connection], None]:
     """Fold the day's statuses into the running state of each message (same transaction)."""
 
     def fold(conn: psycopg.Connection) -> None:
         if statuses.is_empty():
             return
-        wamids = statuses["wamid"].unique().to_list()
-        columns = WHATSAPP_STATES.column_names
-        select = sql.SQL("SELECT {} FROM {} WHERE wamid = ANY(%s)").format(
-            sql.SQL(", ").join(map(sql.Identifier, columns)),
+        tokens = statuses["wamid_token"].unique().to_list()
+        select = sql.SQL("SELECT {} FROM {} WHERE wamid_token = ANY(%s)").format(
+            sql.SQL(", ").join(map(sql.Identifier, WHATSAPP_STATES.column_names)),
             sql.Identifier("raw", WHATSAPP_STATES.name),
         )
         with conn.cursor() as cur:
-            cur.execute(select, (wamids,))
+            cur.execute(select, (tokens,))
             rows = cur.fetchall()
         old = pl.DataFrame(rows, schema=STATES_SCHEMA, orient="row") if rows else None
-        merged = merge_states(old, statuses).select(columns)
-        conn.execute("CREATE TEMP TABLE _states (LIKE raw.whatsapp_message_states) ON COMMIT DROP")
-        with (
-            conn.cursor() as cur,
-            cur.copy(
-                sql.SQL("COPY _states ({}) FROM STDIN (FORMAT CSV, NULL '\\N')").format(
-                    sql.SQL(", ").join(map(sql.Identifier, columns))
-                )
-            ) as copy,
-        ):
-            copy.write(merged.write_csv(include_header=False, null_value="\\N"))
-        updates = sql.SQL(", ").join(
-            sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in columns if c != "wamid"
-        )
-        conn.execute(
-            sql.SQL(
-                "INSERT INTO raw.whatsapp_message_states SELECT * FROM _states"
-                " ON CONFLICT (wamid) DO UPDATE SET {}"
-            ).format(updates)
-        )
+        _upsert_states(conn, merge_states(old, statuses))
 
     return fold
 
 
+def _rebuild_states(pii_key: bytes) -> Callable[[psycopg.Connection], None]:
+    """Refill a states table created anew (its key changed from `wamid` to `wamid_token`) by
+    folding every status the statuses table still holds; runs in the migration's transaction."""
+
+    def rebuild(conn: psycopg.Connection) -> None:
+        if conn.execute("SELECT to_regclass('raw.whatsapp_statuses')").fetchone()[0] is None:
+            return
+        rows = conn.execute(
+            "SELECT wamid, status, status_at, error_code FROM raw.whatsapp_statuses"
+        ).fetchall()
+        if not rows:
+            return
+        statuses = pl.DataFrame(
+            rows,
+            schema={"wamid": pl.String, "status": pl.String,
+                    "status_at": pl.Datetime("us", "UTC"), "error_code": pl.Int64},
+            orient="row",
+        ).with_columns(wamid_token=id_token_expr("wamid", pii_key))  # fmt: skip
+        _upsert_states(conn, message_states(statuses))
+
+    return rebuild
+
+
+def _unexpected(hooks, messages: pl.DataFrame) -> tuple[dict, dict]:
+    """Values of the open vocabularies the code does not know, counted: (for the messages
+    asset, for the statuses asset)."""
+    reasons = Counter(hooks.quarantined["reason"].to_list())
+
+    def prefixed(prefix: str) -> dict[str, int]:
+        return {r.removeprefix(prefix): n for r, n in reasons.items() if r.startswith(prefix)}
+
+    interactive = Counter(
+        v for v in messages["interactive_type"].drop_nulls().to_list() if v not in KNOWN_INTERACTIVE
+    )
+    statuses = Counter(v for v in hooks.statuses["status"].to_list() if v not in KNOWN_STATUSES)
+    return (
+        {
+            "change_field": prefixed("unhandled_field:"),
+            "message_type": prefixed("unhandled_type:"),
+            "interactive_type": dict(interactive),
+        },
+        {"status": dict(statuses)},
+    )
+
+
+def _reconcile(conn, day: date, hooks, chat_counts: dict[str, int], frames, quarantine) -> DayCheck:
+    """Lines and records both balance, and every partition holds exactly what was loaded."""
+    in_tables = sum(partition_rows(conn, WHATSAPP_TABLES[name], day) for name in frames)
+    lines = reconciliation_check(
+        day,
+        read=hooks.read + chat_counts["read"],
+        loaded=hooks.loaded_lines + chat_counts["loaded"],
+        quarantined=hooks.rejected.height + chat_counts["rejected"],
+        duplicates=hooks.duplicate_lines + chat_counts["duplicates"],
+        skipped=chat_counts["skipped"],
+        in_table=in_tables,
+        expected_in_table=sum(frame.height for frame in frames.values()),
+    )
+    counts = hooks.counts()
+    records_ok = counts["records"] == (
+        counts["loaded"] + counts["duplicates"] + counts["quarantined_records"]
+    )
+    in_quarantine = partition_rows(conn, WHATSAPP_QUARANTINE, day)
+    details = {
+        **lines.details,
+        "records": counts["records"],
+        "records_loaded": counts["loaded"],
+        "records_duplicates": counts["duplicates"],
+        "records_quarantined": counts["quarantined_records"],
+        "rows_in_quarantine": in_quarantine,
+    }
+    passed = lines.passed and records_ok and in_quarantine == quarantine.height
+    return DayCheck(lines.name, day, passed, details)
+
+
 def load_whatsapp_day(day: date, landing: LandingResource, warehouse_url: str) -> WhatsAppDay:
+    pii_key = landing.pii_key_bytes
     delivery_files = day_files(landing.path, "whatsapp", day, "*.ndjson*")
     data = b"".join(read_bytes(p) for p in delivery_files)
-    hooks = parse_webhook_deliveries(data, day, landing.app_secret_bytes, landing.pii_key_bytes)
+    hooks = parse_webhook_deliveries(data, day, landing.app_secret_bytes, pii_key)
     export_files = day_files(landing.path, "whatsapp_exports", day, "*.txt")
-    chat, chat_rejected, chat_read, chat_system = _chat_exports(
-        export_files, day, landing.pii_key_bytes
-    )
+    chat, chat_rejected, chat_read, chat_system = _chat_exports(export_files, day, pii_key)
     messages = hooks.messages
-    chat_duplicates = 0
+    chat_counts = {"read": chat_read, "skipped": chat_system, "loaded": 0, "duplicates": 0}
     if chat is not None:
         unique_chat = chat.unique(subset="wamid", keep="first", maintain_order=True)
-        chat_duplicates = chat.height - unique_chat.height
-        messages = pl.concat([messages, unique_chat])
-    rejected = pl.concat([hooks.rejected, *chat_rejected])
+        chat_counts["duplicates"] = chat.height - unique_chat.height
+        chat_counts["loaded"] = unique_chat.height
+        # The export parser has no key: the tokens of its ids are filled here, as for webhooks.
+        messages = pl.concat([messages, with_id_tokens(unique_chat, pii_key)])
+    chat_counts["rejected"] = sum(r.height for r in chat_rejected)
+    quarantine = pl.concat([hooks.quarantine, *chat_rejected], how="diagonal_relaxed")
+    frames = {**hooks.frames, "messages": messages}
     with psycopg.connect(urls.libpq_url(warehouse_url)) as conn:
-        ensure_tables(conn, [WHATSAPP_STATES])
+        ensure_tables(
+            conn,
+            [WHATSAPP_STATUSES, WHATSAPP_STATES],
+            rebuild={WHATSAPP_STATES.qualified: _rebuild_states(pii_key)},
+        )
         replace_day(
             conn,
             day,
             {
-                WHATSAPP_MESSAGES: messages,
-                WHATSAPP_STATUSES: hooks.statuses,
-                WHATSAPP_QUARANTINE: rejected,
+                **{WHATSAPP_TABLES[name]: frame for name, frame in frames.items()},
+                WHATSAPP_QUARANTINE: quarantine.select(WHATSAPP_QUARANTINE.column_names),
             },
             also=_fold_states(hooks.statuses),
         )
         conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier("raw", WHATSAPP_STATES.name)))
-        retention = get_settings().raw_retention_days
-        drop_partitions_before(
-            conn, WHATSAPP_MESSAGES.partitioned, date.today() - timedelta(days=retention)
-        )
-        in_messages = partition_rows(conn, WHATSAPP_MESSAGES, day)
-        in_statuses = partition_rows(conn, WHATSAPP_STATUSES, day)
-        reconciliation = reconciliation_check(
-            day,
-            read=hooks.read + chat_read,
-            loaded=hooks.loaded_lines + (chat.height - chat_duplicates if chat is not None else 0),
-            quarantined=rejected.height,
-            duplicates=hooks.duplicate_lines + chat_duplicates,
-            skipped=chat_system,
-            in_table=in_messages + in_statuses,
-            expected_in_table=messages.height + hooks.statuses.height,
-        )
+        cutoff = date.today() - timedelta(days=get_settings().raw_retention_days)
+        for spec in WHATSAPP_RETAINED:
+            drop_partitions_before(conn, spec.partitioned, cutoff)
+        reconciliation = _reconcile(conn, day, hooks, chat_counts, frames, quarantine)
         # Chat exports arrive as whole chats in bursts: the volume band watches the webhook stream.
         message_volume = volume_check(
             conn, WHATSAPP_MESSAGES, day, hooks.messages.height, only=sql.SQL("source = 'webhook'")
         )
         status_volume = volume_check(conn, WHATSAPP_STATUSES, day, hooks.statuses.height)
+    unexpected_messages, unexpected_statuses = _unexpected(hooks, messages)
     counts = {
         **hooks.counts(),
         "chat_export_files": len(export_files),
         "chat_export_messages": messages.height - hooks.messages.height,
         "messages": messages.height,
         "statuses": hooks.statuses.height,
-        "quarantined": rejected.height,
+        "quarantined": quarantine.height,
     }
     return WhatsAppDay(
         counts,
-        [reconciliation, message_volume, *suite_checks(messages, MESSAGE_SUITES, day)],
-        [reconciliation, status_volume, *suite_checks(hooks.statuses, STATUS_SUITES, day)],
+        [
+            reconciliation,
+            message_volume,
+            unexpected_values_check(day, unexpected_messages),
+            *suite_checks(messages, MESSAGE_SUITES, day),
+        ],
+        [
+            reconciliation,
+            status_volume,
+            unexpected_values_check(day, unexpected_statuses),
+            *suite_checks(hooks.statuses, STATUS_SUITES, day),
+        ],
     )
 
 
@@ -214,8 +332,11 @@ def build_whatsapp_assets(partitions: dg.PartitionsDefinition) -> dg.AssetsDefin
                 MESSAGES_KEY,
                 group_name="raw_whatsapp",
                 kinds={"polars", "postgres"},
-                description="Inbound WhatsApp messages (webhooks and chat exports), one row per "
-                "wamid and receipt day; phone numbers as keyed tokens, bodies kept only here.",
+                description="WhatsApp messages (webhooks, the agent's echoes, synced history and "
+                "chat exports), one row per wamid and receipt day; phone numbers and Meta ids as "
+                "keyed tokens, bodies kept only here. Also loads raw.whatsapp_calls, "
+                "raw.whatsapp_message_edits, raw.whatsapp_contact_changes and "
+                "raw.whatsapp_account_events.",
                 metadata={"dagster/table_name": "raw.whatsapp_messages"},
             ),
             dg.AssetSpec(
