@@ -8,8 +8,9 @@ message and is rejected `no_timestamp`; a stamp that makes no date or time (31/0
 
 Senders: `Name: text`, where a name may itself hold ": " (`Meena: LIC: hello`). Names are collected
 from lines with a single ": " first; a line with several takes the longest prefix that is a name
-seen in the file, else the shortest. Notices are recognised only where no sender is (Android) or
-in text that starts with U+200E (iOS attributes notices to the chat), so a message is never hidden.
+seen in the file, else the shortest. Notices are recognised only where no sender is (Android; a
+notice holds ": " only inside a quoted group name) or in text that starts with U+200E (iOS
+attributes notices to the chat), so a customer who writes "Meena left" is still a message.
 
 No time zone is written: the agent's phone runs on Asia/Kolkata, converted here to UTC.
 
@@ -51,6 +52,7 @@ NO_TIMESTAMP = "no_timestamp"
 BAD_TIMESTAMP = "bad_timestamp"
 WAMID_PREFIX, WAMID_HEX = "chat.", 32
 SEPARATOR = ": "
+QUOTES = '["\u201c\u201d\u201e\u00ab\u00bb]'
 EXPORT_FILE_NAME = re.compile(
     r"^(?:WhatsApp Chat (?:with|mit|-)|Chat de WhatsApp con|Conversa do WhatsApp com"
     r"|Discussion WhatsApp avec) (?P<name>.+?)(?: \(\d+\))?\.(?:txt|zip)$"
@@ -87,7 +89,7 @@ def _stamped_lines(lines: list[str]) -> pl.DataFrame:
     frame = frame.with_columns(stamp_columns(pl.col("line"))).with_columns(stamp_shape())
     shapes = frame["shape"].drop_nulls()
     shape = shapes.mode().sort()[0] if shapes.len() else None
-    header = (pl.col("shape") == shape).fill_null(False)
+    header = (pl.col("shape") == shape).fill_null(False) if shape else pl.lit(False)
     return frame.with_columns(record=header.cast(pl.Int64).cum_sum(), header=header)
 
 
@@ -125,11 +127,12 @@ def _senders(records: pl.DataFrame, ios: bool) -> pl.DataFrame:
     records = records.with_columns(
         seps=rest.str.count_matches(SEPARATOR, literal=True),
         candidate=first.struct.field("name"),
-        rest_notice=is_notice(rest),
+        # Android notices hold ": " only inside a quoted group name or subject.
+        quoted_notice=is_notice(rest) & first.struct.field("name").str.contains(QUOTES),
     )
     single = records.filter(pl.col("seps") == 1)
     if not ios:
-        single = single.filter(~pl.col("rest_notice"))
+        single = single.filter(~pl.col("quoted_notice").fill_null(False))
     known = set(single["candidate"].to_list())
     several = records.filter(pl.col("seps") > 1)
     chosen = dict(
@@ -148,7 +151,7 @@ def _senders(records: pl.DataFrame, ios: bool) -> pl.DataFrame:
     if ios:  # notices come as `<chat>: \u200e<notice>`
         notice = pl.col("body").str.contains(f"^{BIDI}") & is_notice(pl.col("body"))
     else:  # notices have no sender; a known sender's line is a message whatever it says
-        notice = ~pl.col("sender").is_in(list(known)) & pl.col("rest_notice")
+        notice = ~pl.col("sender").is_in(list(known)) & pl.col("quoted_notice")
     system = pl.col("sender").is_null() | notice.fill_null(False)
     return records.with_columns(is_system=system)
 
