@@ -91,7 +91,8 @@ class WhatsAppDay:
 
 
 def _chat_exports(paths, day: date, pii_key: bytes):
-    """Every export of the day; a message exported twice (same chat re-exported) loads once."""
+    """Every export of the day; a message exported twice (same chat re-exported) loads once.
+    Also counts the files whose date order nothing in them decided (read day-first)."""
     parsed = [
         parse_chat_export(p.read_text(encoding="utf-8", errors="replace"), p.name, day, pii_key)
         for p in paths
@@ -100,7 +101,8 @@ def _chat_exports(paths, day: date, pii_key: bytes):
     rejected = [r.rejected for r in parsed]
     read = sum(r.read for r in parsed)
     system = sum(r.system_lines for r in parsed)
-    return messages, rejected, read, system
+    ambiguous = sum(r.date_order_ambiguous for r in parsed)
+    return messages, rejected, read, system, ambiguous
 
 
 def _fold_states(statuses: pl.DataFrame):
@@ -148,7 +150,7 @@ def load_whatsapp_day(day: date, landing: LandingResource, warehouse_url: str) -
     data = b"".join(read_bytes(p) for p in delivery_files)
     hooks = parse_webhook_deliveries(data, day, landing.app_secret_bytes, landing.pii_key_bytes)
     export_files = day_files(landing.path, "whatsapp_exports", day, "*.txt")
-    chat, chat_rejected, chat_read, chat_system = _chat_exports(
+    chat, chat_rejected, chat_read, chat_system, chat_ambiguous = _chat_exports(
         export_files, day, landing.pii_key_bytes
     )
     messages = hooks.messages
@@ -196,6 +198,7 @@ def load_whatsapp_day(day: date, landing: LandingResource, warehouse_url: str) -
         **hooks.counts(),
         "chat_export_files": len(export_files),
         "chat_export_messages": messages.height - hooks.messages.height,
+        "chat_exports_ambiguous_date_order": chat_ambiguous,
         "messages": messages.height,
         "statuses": hooks.statuses.height,
         "quarantined": rejected.height,
