@@ -541,9 +541,11 @@ def test_a_notice_never_hides_a_message() -> None:
         "18/02/20, 10:02 - Ravi Kumar added Meena\n"  # a notice: no sender
         '18/02/20, 10:03 - Ravi Kumar changed the subject from "A" to "B: C"\n'
     )
+    chat += "\u200e18/02/20, 10:04 - Ravi Kumar: \u200e<Media omitted>\n"  # U+200E: still a message
     result = parse(chat)
-    assert (result.messages.height, result.system_lines) == (2, 2)
-    assert result.messages["text_body"].to_list() == ["Hello", "Meena left"]
+    assert (result.messages.height, result.system_lines) == (3, 2)
+    assert result.messages["text_body"].to_list() == ["Hello", "Meena left", None]
+    assert result.messages["message_type"].to_list() == ["text", "text", "media"]
 
 
 def test_wamid_tokens_are_keyed_tokens_of_the_ids() -> None:
@@ -567,3 +569,15 @@ def test_a_long_export_parses_whole() -> None:
     result = parse(big)
     assert result.read == result.messages.height + result.system_lines + result.rejected.height
     assert result.messages.height == 11 * 28 * 50
+
+
+def test_no_placeholder_text_means_two_kinds() -> None:
+    from transforms.chat_exports import vocabulary
+
+    seen: dict[str, str] = {}
+    for table in vocabulary.EXACT.values():
+        for kind, texts in table.items():
+            assert kind in vocabulary.KINDS
+            for text in texts:
+                key = text.lower().rstrip(".")
+                assert seen.setdefault(key, kind) == kind, text
