@@ -18,7 +18,11 @@ import re
 import polars as pl
 
 _NOT_DIGIT = re.compile(r"\D")
-_FORMATTING = re.compile(r"[\s().\-\u00a0\u202f\u200e]")
+# Spaces (also no-break), dashes (also U+2011 no-break hyphen), dots, brackets and the bidi
+# marks iOS wraps numbers in (U+202A..U+202E embeddings, U+2066..U+2069 isolates, LRM/RLM).
+_FORMATTING = re.compile(
+    r"[\s().\-\u00a0\u2007\u202f\u2010\u2011\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
 INDIA_CODE = "91"
 # E.164 numbers have at most 15 digits; the shortest national numbers in use have 8 with the
 # country code (small island states), so anything shorter is not a phone number.
@@ -28,7 +32,7 @@ MIN_DIGITS, MAX_DIGITS = 8, 15
 def normalise_e164(phone: str) -> str | None:
     """`phone` as `+<country code><number>`, or None when it cannot be a phone number.
 
-    Rules, in order: formatting (spaces, dashes, dots, brackets, LRM marks) is ignored; a leading
+    Rules, in order: formatting (spaces, dashes, dots, brackets, bidi marks) is ignored; a leading
     `+` or `00` introduces the country code; a bare 10-digit number starting 6-9 is an Indian
     mobile and an 11-digit one starting `0` is an Indian number with its trunk prefix (the
     platform serves India); any other bare digits already carry their country code, as WhatsApp's

@@ -10,6 +10,7 @@ message of every chat is the agent's opener), not from the parser under test.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -276,7 +277,8 @@ def test_an_unsaved_contact_gives_the_phone_token() -> None:
     chat = "05/06/26, 10:00 - Asha Rao: Hello\n05/06/26, 10:01 - +91 98123 45678: Who is this?\n"
     result = parse(chat, name="WhatsApp Chat with +91 98123 45678.txt")
     expected = phone_token("919812345678", PII_KEY)
-    assert result.messages["customer_phone_token"].to_list() == [expected, expected]
+    # The number's own rows only: the agent's row is not the customer's phone.
+    assert result.messages["customer_phone_token"].to_list() == [None, expected]
     assert result.messages["direction"].to_list() == ["outbound", "inbound"]
     for name, dtype in result.messages.schema.items():
         if dtype == pl.String and name != "text_body":
@@ -313,3 +315,269 @@ def test_a_re_export_gives_the_same_ids_to_the_same_messages() -> None:
     ids = second.messages["wamid"].to_list()
     assert ids[:4] == first.messages["wamid"].to_list()
     assert len(set(ids)) == len(ids) == 6, "the same text twice in a minute: two messages"
+
+
+# --------------------------------------------------------------------------- the corpus
+# tests/data/chat_exports/: one file per shape phones write, with its locale's placeholders and
+# notices. The expected values are read off each file by hand: messages by type, notices,
+# rejected lines, the first and last message in UTC, who is the customer.
+
+CORPUS = Path(__file__).parents[1] / "data" / "chat_exports"
+
+
+@dataclass(frozen=True)
+class Case:
+    file: str
+    name: str  # the name the phone gave the export (it names the counterpart)
+    types: dict[str, int]  # messages by message_type
+    system: int
+    rejected: int
+    first: datetime  # UTC
+    last: datetime
+    directions: dict[str | None, int]
+    order: str
+    sample: str  # one line of the file, for the report
+
+
+def utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)
+
+
+CASES = [
+    Case("android_in_24h.txt", "WhatsApp Chat with Ravi 🙏 _D.txt",
+         {"text": 6, "media": 1, "deleted": 1, "poll": 1, "location": 1, "waiting": 1}, 2, 0,
+         utc(2020, 2, 18, 3, 31), utc(2020, 2, 19, 16, 2), {"outbound": 4, "inbound": 7}, "dmy",
+         "18/02/20, 09:05 - Ravi 🙏 :D: namaste"),
+    Case("android_hi_12h_nnbsp.txt", "WhatsApp Chat with Meena Iyer.txt",
+         {"text": 3, "media": 1, "deleted": 2}, 1, 0,
+         utc(2021, 3, 5, 3, 46), utc(2021, 3, 12, 18, 31), {"outbound": 3, "inbound": 3}, "dmy",
+         "05/03/21, 12:05\u202fpm - Meena Iyer: <मीडिया के बिना>"),
+    Case("android_us_month_first.txt", "WhatsApp Chat with Priya Banerjee.txt",
+         {"text": 1, "image": 1, "audio": 1, "contacts": 1, "document": 1}, 2, 0,
+         utc(2020, 2, 18, 8, 36), utc(2020, 3, 1, 4, 30), {"outbound": 2, "inbound": 3}, "mdy",
+         "2/18/20, 2:10\u202fPM - Priya Banerjee: IMG-20200218-WA0003.jpg (file attached)"),
+    Case("ios_en_12h.txt", "_chat.txt",
+         {"text": 2, "image": 1, "document": 1, "contacts": 1, "deleted": 1, "location": 1,
+          "video": 1, "audio": 1, "waiting": 1, "sticker": 1}, 2, 0,
+         utc(2023, 1, 12, 4, 46), utc(2023, 1, 15, 18, 29, 59), {"outbound": 3, "inbound": 8},
+         "dmy", "\u200e[12/01/23, 10:17:30\u202fAM] Lakshmi Narayanan: \u200eimage omitted"),
+    Case("ios_de_24h.txt", "WhatsApp Chat mit Hans Müller.txt",
+         {"text": 3, "image": 2, "deleted": 1}, 1, 0,
+         utc(2020, 2, 18, 8, 36), utc(2020, 2, 19, 2, 31), {"outbound": 2, "inbound": 4}, "dmy",
+         "[18.02.20, 14:06:00] Kiran Shetty: Guten Tag Herr Müller"),
+    Case("android_iso_year_first.txt", "WhatsApp Chat with Ravi Kumar.txt",
+         {"text": 2, "media": 1}, 1, 2,
+         utc(2020, 2, 18, 8, 36), utc(2020, 3, 1, 3, 30), {"outbound": 1, "inbound": 2}, "ymd",
+         "2020-02-18, 14:06 - Anders Lindqvist: Hej Ravi"),
+    Case("ios_year_first.txt", "_chat.txt",
+         {"text": 1, "poll": 1, "video": 1}, 1, 0,
+         utc(2019, 4, 15, 20, 40), utc(2019, 5, 2, 3, 30), {"outbound": 2, "inbound": 1}, "ymd",
+         "[2019-04-16 02:10:00] Tom Becker: Hi Meera"),
+    Case("android_jp_slash_year_first.txt", "WhatsApp Chat with Takeshi Sato.txt",
+         {"text": 2, "media": 1}, 1, 0,
+         utc(2019, 1, 1, 8, 36), utc(2019, 1, 2, 3, 30), {"outbound": 1, "inbound": 2}, "ymd",
+         "2019/01/01 14:06 - Takeshi Sato: あけましておめでとう"),
+    Case("android_es_pm_nbsp.txt", "Chat de WhatsApp con Lucía Fernández.txt",
+         {"text": 2, "media": 1, "deleted": 1, "image": 1}, 1, 0,
+         utc(2020, 2, 18, 8, 36), utc(2020, 2, 19, 3, 30), {"outbound": 1, "inbound": 4}, "dmy",
+         "18/2/20, 2:06\u00a0p.\u00a0m. - Lucía Fernández: Hola Arjun"),
+    Case("android_hi_markers.txt", "WhatsApp Chat with +91 98765 43210.txt",
+         {"text": 3, "media": 1}, 1, 0,
+         utc(2020, 2, 18, 3, 36), utc(2020, 2, 20, 14, 30), {"outbound": 2, "inbound": 2}, "dmy",
+         "18/02/20, 2:05 अपराह्न - +91 98765 43210: कौन?"),
+    Case("android_fi_klo.txt", "WhatsApp Chat with Aino Virtanen.txt",
+         {"text": 3}, 1, 0,
+         utc(2020, 2, 18, 8, 36), utc(2020, 3, 1, 3, 30), {"outbound": 1, "inbound": 2}, "dmy",
+         "18.2.2020 klo 14.06 - Aino Virtanen: Hei Rahul"),
+    Case("android_de_vorm_nachm.txt", "WhatsApp Chat mit Sunita Joshi.txt",
+         {"text": 1, "media": 1, "image": 1, "deleted": 1}, 1, 0,
+         utc(2020, 2, 18, 3, 36), utc(2020, 2, 18, 18, 29), {"outbound": 2, "inbound": 2}, "dmy",
+         "18.02.20, 12:30 nachm. - Sunita Joshi: <Medien ausgeschlossen>"),
+    Case("android_mr_native_digits.txt", "WhatsApp Chat with Ganesh Kulkarni.txt",
+         {"text": 2, "media": 1, "deleted": 1}, 1, 0,
+         utc(2020, 2, 18, 3, 36), utc(2020, 2, 19, 4, 30), {"outbound": 2, "inbound": 2}, "dmy",
+         "१८/०२/२०, २:०५ म.उ. - Ganesh Kulkarni: <मीडिया वगळले>"),
+    Case("ios_ta_group.txt", "WhatsApp Chat with LIC Chennai Team.txt",
+         {"text": 4, "image": 1, "deleted": 1}, 2, 0,
+         utc(2020, 2, 18, 3, 40), utc(2020, 2, 19, 4, 30), {None: 6}, "dmy",
+         "[18/02/20, 9:11:00 முற்பகல்] \u202a+91 98400 12345\u202c: நன்றி மேடம்"),
+    Case("android_ambiguous_dates.txt", "WhatsApp Chat with Rohan Das.txt",
+         {"text": 2}, 1, 0,
+         utc(2024, 4, 3, 4, 31), utc(2024, 4, 3, 4, 35), {"outbound": 1, "inbound": 1}, "dmy",
+         "03/04/24, 10:01 - Nisha Kapoor: Hello, is the premium paid?"),
+    Case("ios_pt_br.txt", "Conversa do WhatsApp com João Silva.txt",
+         {"text": 2, "image": 1, "deleted": 1, "sticker": 1}, 1, 0,
+         utc(2020, 2, 18, 8, 36), utc(2020, 2, 18, 8, 40), {"outbound": 1, "inbound": 4}, "dmy",
+         "[18/02/2020 14:06:00] Anita Desai: Olá João"),
+    Case("android_fr_a.txt", "Discussion WhatsApp avec Marie Dubois.txt",
+         {"text": 1, "media": 1, "deleted": 1, "poll": 1}, 1, 0,
+         utc(2020, 2, 18, 8, 36), utc(2020, 2, 18, 8, 39), {"outbound": 1, "inbound": 3}, "dmy",
+         "18/02/2020 à 14:06 - Marie Dubois: Bonjour Deepak"),
+    Case("android_kn_12h.txt", "WhatsApp Chat with Manjunath Gowda.txt",
+         {"text": 2, "media": 1, "deleted": 1}, 1, 0,
+         utc(2020, 2, 18, 3, 36), utc(2020, 2, 18, 10, 2), {"outbound": 1, "inbound": 3}, "dmy",
+         "18/02/20, 3:30 ಅಪರಾಹ್ನ - Manjunath Gowda: <ಮೀಡಿಯಾ ಬಿಟ್ಟುಬಿಡಲಾಗಿದೆ>"),
+]  # fmt: skip
+
+
+def _corpus(case: Case) -> tuple[str, ChatExportResult]:
+    text = (CORPUS / case.file).read_text(encoding="utf-8")
+    return text, parse_chat_export(text, case.name, START, PII_KEY)
+
+
+def test_the_corpus_covers_every_file_and_at_least_twelve_shapes() -> None:
+    assert {c.file for c in CASES} == {p.name for p in CORPUS.glob("*.txt")}
+    assert len(CASES) >= 12
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.file)
+def test_each_format_loses_no_message(case: Case) -> None:
+    text, result = _corpus(case)
+    assert case.sample in text.splitlines()
+    messages = result.messages
+    assert messages.schema == pl.Schema(MESSAGES_SCHEMA)
+    assert dict(Counter(messages["message_type"])) == case.types
+    assert (result.system_lines, result.rejected.height) == (case.system, case.rejected)
+    # every record of the file is a message, a notice or a quarantine row
+    records = sum(bool(STAMPED.match(line)) for line in text.splitlines())
+    orphans = sum(bool(line.strip()) for line in text.splitlines()[: _first_stamp(text)])
+    assert result.read == messages.height + result.system_lines + result.rejected.height
+    assert result.read == records + orphans
+    assert (messages["sent_at"].min(), messages["sent_at"].max()) == (case.first, case.last)
+    assert messages["sent_at"].to_list() == sorted(messages["sent_at"].to_list())
+    assert dict(Counter(messages["direction"])) == case.directions
+    assert (result.date_order, result.date_order_ambiguous) == (
+        case.order,
+        case.file == "android_ambiguous_dates.txt",
+    )
+    assert (messages["source"] == "chat_export").all()
+    assert messages["wamid"].n_unique() == messages.height
+
+
+# A line that starts a record in any of the corpus's shapes (written for the test, not the parser).
+STAMPED = re.compile(
+    r"^\u200e?\[?(?:\d{4}[-/]\d\d[-/]\d\d|\d{1,2}[./]\d{1,2}[./]\d{2,4})(?:,| à| klo)? "
+    r"\d{1,2}[:.]\d\d"
+)
+
+
+def _first_stamp(text: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines()) if STAMPED.match(line))
+
+
+def test_corpus_values_bodies_edits_and_sender_names_with_colons() -> None:
+    _, result = _corpus(CASES[0])
+    bodies = result.messages["text_body"].to_list()
+    assert bodies[:3] == [
+        "Namaste Ravi ji, premium due on 25/02",
+        "namaste",
+        "Note: I will pay: tomorrow",  # the sender "Ravi 🙏 :D" is known from other lines
+    ]
+    assert bodies[5] == "Ok ji"  # the edit marker is not text
+    assert (bodies[-3], bodies[-1]) == ("Paid ✅\nReceipt no. 4411", "\u200eThanks ji")
+    _, marathi = _corpus(CASES[12])
+    assert marathi.messages["text_body"].to_list() == ["नमस्कार", None, None, "धन्यवाद"]
+    _, spanish = _corpus(CASES[8])
+    assert spanish.messages["text_body"][3] == "Gracias"
+    assert local_times(spanish)[3] == datetime(2020, 2, 19, 0, 15)  # 12:15 a. m.
+
+
+def test_phone_number_senders_get_their_own_token_and_nobody_else_does() -> None:
+    _, group = _corpus(CASES[13])
+    first = phone_token("+91 98400 12345", PII_KEY)
+    second = phone_token("+919444454321", PII_KEY)
+    assert group.messages["customer_phone_token"].to_list() == [
+        None, first, first, None, second, None
+    ]  # fmt: skip
+    _, one_to_one = _corpus(CASES[9])
+    customer = phone_token("+919876543210", PII_KEY)
+    assert one_to_one.messages["customer_phone_token"].to_list() == [
+        None, customer, customer, None
+    ]  # fmt: skip
+    for result in (group, one_to_one):
+        for name, dtype in result.messages.schema.items():
+            if dtype == pl.String and name != "text_body":
+                column = result.messages[name].drop_nulls()
+                assert not column.str.contains("98400|94444|98765").any(), name
+
+
+def test_an_undecidable_date_order_takes_the_hint_and_says_so() -> None:
+    case = CASES[14]
+    text = (CORPUS / case.file).read_text(encoding="utf-8")
+    hinted = parse_chat_export(text, case.name, START, PII_KEY, day_first=False)
+    assert (hinted.date_order, hinted.date_order_ambiguous) == ("mdy", True)
+    assert local_times(hinted)[0] == datetime(2024, 3, 4, 10, 1)
+    # Times that only go forward one way decide it: 1 Feb then 2 Jan cannot be day-first.
+    forward = "01/02/24, 10:00 - Asha Rao: One\n02/01/24, 10:00 - Asha Rao: Two\n"
+    result = parse(forward)
+    assert (result.date_order, result.date_order_ambiguous) == ("mdy", False)
+    assert local_times(result) == [datetime(2024, 1, 2, 10), datetime(2024, 2, 1, 10)]
+    same = parse("05/05/24, 10:00 - Asha Rao: One\n")
+    assert (same.date_order, same.date_order_ambiguous) == ("dmy", False)  # no difference
+
+
+INDIAN_PLACEHOLDERS = {  # language -> (line text, expected type)
+    "te": [("<మీడియా విస్మరించబడింది>", "media"), ("ఈ మెసేజ్ తొలగించబడింది", "deleted")],
+    "bn": [("<মিডিয়া বাদ দেওয়া হয়েছে>", "media"), ("এই মেসেজটি মুছে ফেলা হয়েছে", "deleted")],
+    "gu": [("<મીડિયા છોડી દેવાયું>", "media"), ("આ મેસેજ ડિલીટ કરવામાં આવ્યો હતો", "deleted")],
+    "ml": [("<മീഡിയ ഒഴിവാക്കി>", "media"), ("\u200eചിത്രം ഒഴിവാക്കി", "image")],
+    "ta": [("\u200eஸ்டிக்கர் தவிர்க்கப்பட்டது", "sticker"), ("வணக்கம்", "text")],
+    "hi": [("Aadhaar.pdf • \u200e2 पेज \u200eदस्तावेज़ छोड़ा गया", "document")],
+}
+
+
+@pytest.mark.parametrize("language", sorted(INDIAN_PLACEHOLDERS))
+def test_placeholders_in_more_indian_languages(language: str) -> None:
+    rows = INDIAN_PLACEHOLDERS[language]
+    text = "".join(f"18/02/20, 10:0{i} - Kiran: {body}\n" for i, (body, _) in enumerate(rows))
+    result = parse(text)
+    assert result.messages["message_type"].to_list() == [kind for _, kind in rows]
+
+
+def test_a_notice_never_hides_a_message() -> None:
+    chat = (
+        "18/02/20, 10:00 - Asha Rao: Hello\n"
+        "18/02/20, 10:01 - Ravi Kumar: Meena left\n"  # a customer's words, not a notice
+        "18/02/20, 10:02 - Ravi Kumar added Meena\n"  # a notice: no sender
+        '18/02/20, 10:03 - Ravi Kumar changed the subject from "A" to "B: C"\n'
+    )
+    chat += "\u200e18/02/20, 10:04 - Ravi Kumar: \u200e<Media omitted>\n"  # U+200E: still a message
+    result = parse(chat)
+    assert (result.messages.height, result.system_lines) == (3, 2)
+    assert result.messages["text_body"].to_list() == ["Hello", "Meena left", None]
+    assert result.messages["message_type"].to_list() == ["text", "text", "media"]
+
+
+def test_wamid_tokens_are_keyed_tokens_of_the_ids() -> None:
+    _, result = _corpus(CASES[0])
+    # conform() keeps only MESSAGES_SCHEMA; when it gains wamid_token the column carries this.
+    if "wamid_token" in result.messages.columns:
+        assert result.messages["wamid_token"].to_list() == [
+            keyed_token(w, PII_KEY) for w in result.messages["wamid"]
+        ]
+
+
+def test_a_long_export_parses_whole() -> None:
+    text = (CORPUS / CASES[0].file).read_text(encoding="utf-8")
+    big = (
+        "".join(
+            text.replace("18/02/20", f"{d:02d}/03/21").replace("19/02/20", f"{d:02d}/04/21")
+            for d in range(1, 29)
+        )
+        * 50
+    )
+    result = parse(big)
+    assert result.read == result.messages.height + result.system_lines + result.rejected.height
+    assert result.messages.height == 11 * 28 * 50
+
+
+def test_no_placeholder_text_means_two_kinds() -> None:
+    from transforms.chat_exports import vocabulary
+
+    seen: dict[str, str] = {}
+    for table in vocabulary.EXACT.values():
+        for kind, texts in table.items():
+            assert kind in vocabulary.KINDS
+            for text in texts:
+                key = text.lower().rstrip(".")
+                assert seen.setdefault(key, kind) == kind, text

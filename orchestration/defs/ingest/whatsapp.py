@@ -119,7 +119,8 @@ class WhatsAppDay:
 
 
 def _chat_exports(paths, day: date, pii_key: bytes):
-    """Every export of the day; a message exported twice (same chat re-exported) loads once."""
+    """Every export of the day; a message exported twice (same chat re-exported) loads once.
+    Also counts the files whose date order nothing in them decided (read day-first)."""
     parsed = [
         parse_chat_export(p.read_text(encoding="utf-8", errors="replace"), p.name, day, pii_key)
         for p in paths
@@ -128,7 +129,8 @@ def _chat_exports(paths, day: date, pii_key: bytes):
     rejected = [r.rejected for r in parsed]
     read = sum(r.read for r in parsed)
     system = sum(r.system_lines for r in parsed)
-    return messages, rejected, read, system
+    ambiguous = sum(r.date_order_ambiguous for r in parsed)
+    return messages, rejected, read, system, ambiguous
 
 
 def _upsert_states(conn: psycopg.Connection, states: pl.DataFrame) -> None:
@@ -262,7 +264,9 @@ def load_whatsapp_day(day: date, landing: LandingResource, warehouse_url: str) -
     data = b"".join(read_bytes(p) for p in delivery_files)
     hooks = parse_webhook_deliveries(data, day, landing.app_secret_bytes, pii_key)
     export_files = day_files(landing.path, "whatsapp_exports", day, "*.txt")
-    chat, chat_rejected, chat_read, chat_system = _chat_exports(export_files, day, pii_key)
+    chat, chat_rejected, chat_read, chat_system, chat_ambiguous = _chat_exports(
+        export_files, day, pii_key
+    )
     messages = hooks.messages
     chat_counts = {"read": chat_read, "skipped": chat_system, "loaded": 0, "duplicates": 0}
     if chat is not None:
@@ -304,6 +308,7 @@ def load_whatsapp_day(day: date, landing: LandingResource, warehouse_url: str) -
         **hooks.counts(),
         "chat_export_files": len(export_files),
         "chat_export_messages": messages.height - hooks.messages.height,
+        "chat_exports_ambiguous_date_order": chat_ambiguous,
         "messages": messages.height,
         "statuses": hooks.statuses.height,
         "quarantined": quarantine.height,
