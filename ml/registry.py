@@ -4,7 +4,9 @@ champion. Pure: the database and artifact store are in `orchestration/defs/ml/re
 The promotion rule: a challenger becomes champion only if it beats the champion **on the same
 holdout**, i.e. both scored on the challenger's held-out period (the champion is reloaded and
 re-scored there, not compared by the number it reported on its own, older holdout). With no
-champion yet, the first model that passes its floor is promoted.
+champion yet, the baseline (popularity within language, the logistic lapse model) is registered
+as the first champion whatever its score: scoring always has a model, and a learnt model must
+then beat the baseline on the same holdout to replace it.
 """
 
 from __future__ import annotations
@@ -108,3 +110,10 @@ def promotion_decision(
         f"{metric} {challenger:.4f} does not beat the champion's {champion:.4f} "
         "on the same holdout",
     )
+
+
+def baseline_decision(kind: str, metric: str, value: float) -> PromotionDecision:
+    """The baseline registered while no champion exists becomes the first champion, with no
+    floor: a weak baseline still scores, and the floor applies to the challengers after it."""
+    shown = "not measured" if value != value else f"{value:.4f}"  # NaN: no holdout to measure
+    return PromotionDecision(True, f"first champion: the {kind} baseline ({metric} {shown})")

@@ -330,9 +330,10 @@ def train(
     test_share: float = 0.2,
     feature_names: Sequence[str] = FEATURE_NAMES,
     threads: int | None = DEFAULT_THREADS,
+    kinds: Sequence[ModelKind] = MODEL_KINDS,
 ) -> TrainingResult:
-    """Split `examples` (`training_examples` rows) by time, fit and calibrate both models, and
-    measure them on the validation and test periods."""
+    """Split `examples` (`training_examples` rows) by time, fit and calibrate the `kinds` of
+    model (default both), and measure them on the validation and test periods."""
     split = split_by_time(examples, validation_share, test_share)
     parts = examples.with_columns(split.periods(examples).alias("_period"))
     frames = {p: parts.filter(pl.col("_period") == p).drop("_period") for p in PERIODS}
@@ -342,7 +343,7 @@ def train(
             raise ValueError(f"the {period} period needs both paid and unpaid premiums")
     models = {
         kind: fit_model(kind, frames["train"], frames["validation"], seed, feature_names, threads)
-        for kind in MODEL_KINDS
+        for kind in kinds
     }
     metrics: dict[str, dict[str, LapseMetrics]] = {}
     predictions = frames["test"].select("as_of", *KEY_COLUMNS, LABEL)

@@ -8,7 +8,8 @@ Plain Python on polars, numpy, scipy and scikit-learn; no Dagster and no I/O. Th
   `policyholder_profiles(dim_policyholder, dim_policy)` -> the model's inputs;
 - `ContentRecommender().fit(feedback, videos, policyholders, seed)` -> `.recommend(holders, k)`
   (top k per policyholder) and `.send_next(at_risk)` (one video per at-risk customer);
-- `PopularityRecommender`, the baseline, with the same interface;
+- `PopularityRecommender`, the baseline the holdout reports beside the model, and
+  `LanguagePopularityRecommender`, the first champion, with the same interface;
 - `evaluate_holdout(views, videos, policyholders, holdout_start, k, seed, truth=...)` -> NDCG@k
   and recall@k of the model, popularity and (optionally) the true affinities on the holdout.
 """
@@ -30,7 +31,12 @@ from ml.recommend.interactions import (
     policyholder_profiles,
     video_catalogue,
 )
-from ml.recommend.model import METHODS, ContentRecommender, PopularityRecommender
+from ml.recommend.model import (
+    METHODS,
+    ContentRecommender,
+    LanguagePopularityRecommender,
+    PopularityRecommender,
+)
 
 __all__ = [
     "FALLBACK_LANGUAGE",
@@ -38,6 +44,7 @@ __all__ = [
     "METHODS",
     "Catalogue",
     "ContentRecommender",
+    "LanguagePopularityRecommender",
     "PopularityRecommender",
     "Recommender",
     "as_text",

@@ -137,6 +137,25 @@ class PopularityRecommender(Recommender):
         return np.tile(self.counts, (n, 1)), np.zeros(n, dtype=bool)
 
 
+class LanguagePopularityRecommender(Recommender):
+    """Every policyholder gets the videos most viewed by policyholders of their language
+    (`ml.recommend.popularity.language_popularity`), under the same filters: what
+    `ContentRecommender` gives a customer without history, for everyone. The recommender's
+    first champion, so scoring has a model before any challenger has won."""
+
+    method = "language_popularity"
+
+    def unfitted(self) -> LanguagePopularityRecommender:
+        return LanguagePopularityRecommender(product_filter=self.product_filter)
+
+    def _fit_scorer(self) -> None:
+        self.popularity = language_popularity(self.views, self.user_languages)
+
+    def _score(self, audience: _Audience) -> tuple[np.ndarray, np.ndarray]:
+        scores = popularity_rows(self.popularity, audience.languages)
+        return scores, np.zeros(len(audience.ids), dtype=bool)
+
+
 def _unit_rows(matrix: np.ndarray) -> np.ndarray:
     """Each row divided by its largest absolute value (rows of zeros stay zero)."""
     if not matrix.size:

@@ -36,16 +36,24 @@ def _registry(url: str) -> list[dict]:
 
 
 def test_training_registers_a_champion_with_its_card_and_artifact(built_warehouse, trained_models):
+    """From an empty registry the first training registers the logistic baseline as the first
+    champion, then its gradient-boosted challenger, compared on the same holdout."""
     first, second, _ = trained_models
     assert first.success, first.all_events
     assert second.success
     rows = _registry(built_warehouse.warehouse_url)
     lapse = [r for r in rows if r["model_name"] == "lapse"]
-    assert len(lapse) == 2
-    head = lapse[0]
-    assert head["is_champion"] and head["promoted_at"] is not None
+    assert [r["kind"] for r in lapse] == ["logistic", "gradient_boosting", "gradient_boosting"]
+    baseline, head = lapse[0], lapse[1]
+    assert baseline["promoted_at"] is not None
+    assert baseline["promotion_note"].startswith("first champion: the logistic baseline")
+    assert baseline["holdout_start"] == head["holdout_start"]
+    assert head["metrics"]["champion_test_auc"] == pytest.approx(baseline["metrics"]["test_auc"])
+    assert head["metrics"]["baseline_test_auc"] == pytest.approx(baseline["metrics"]["test_auc"])
+    beats = head["metrics"]["test_auc"] > baseline["metrics"]["test_auc"]
+    assert head["is_champion"] == beats and (head["promoted_at"] is not None) == beats
+    assert baseline["is_champion"] != beats
     assert 0.5 < head["metrics"]["test_auc"] <= 1.0
-    assert "baseline_test_auc" in head["metrics"]
     assert head["training_window_start"] < head["holdout_start"] <= head["holdout_end"]
     assert len(head["feature_names"]) > 5
     assert {"scikit-learn", "numpy", "polars"} <= set(head["library_versions"])
@@ -54,22 +62,25 @@ def test_training_registers_a_champion_with_its_card_and_artifact(built_warehous
     assert artifact.is_file()
     assert artifact.is_relative_to(built_warehouse.config.landing_root)
     assert Path(str(artifact).removesuffix(".pkl") + ".roc_calibration.png").is_file()
+    recommender = [r for r in rows if r["model_name"] == "recommender"]
+    assert recommender[0]["kind"] == "language_popularity" and len(recommender) == 3
 
 
 def test_a_challenger_that_does_not_beat_the_champion_stays_a_challenger(
     built_warehouse, trained_models
 ):
-    """Same data, same seed: the same AUC on the same holdout is not better, so the first model
-    stays champion and the second is registered but not promoted."""
+    """Same data, same seed: the same AUC on the same holdout is not better, so the champion
+    stays and the second model is registered but not promoted."""
     lapse = [r for r in _registry(built_warehouse.warehouse_url) if r["model_name"] == "lapse"]
-    first, second = lapse
+    baseline, first, second = lapse
+    holder = first if first["promoted_at"] is not None else baseline
     assert second["data_fingerprint"] == first["data_fingerprint"]
     assert second["metrics"]["test_auc"] == pytest.approx(first["metrics"]["test_auc"])
-    assert second["metrics"]["champion_test_auc"] == pytest.approx(first["metrics"]["test_auc"])
+    assert second["metrics"]["champion_test_auc"] == pytest.approx(holder["metrics"]["test_auc"])
     assert not second["is_champion"] and second["promoted_at"] is None
     assert "does not beat" in second["promotion_note"]
     stored = champion(built_warehouse.warehouse_url, "lapse")
-    assert stored is not None and stored.version == first["version"]
+    assert stored is not None and stored.version == holder["version"]
 
 
 def test_scoring_writes_a_score_for_every_due_in_its_window(built_warehouse, trained_models):

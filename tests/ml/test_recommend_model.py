@@ -12,7 +12,9 @@ import pytest
 from ml.recommend import (
     METHODS,
     ContentRecommender,
+    LanguagePopularityRecommender,
     PopularityRecommender,
+    evaluate_holdout,
     implicit_feedback,
     policyholder_profiles,
     video_catalogue,
@@ -255,7 +257,9 @@ def test_send_next_gives_null_when_everything_allowed_was_completed() -> None:
     assert proposals["score"].to_list()[0] is None
 
 
-@pytest.mark.parametrize("model_class", [ContentRecommender, PopularityRecommender])
+@pytest.mark.parametrize(
+    "model_class", [ContentRecommender, PopularityRecommender, LanguagePopularityRecommender]
+)
 def test_an_unfitted_copy_refits_to_the_same_model(inputs: Inputs, model_class: type) -> None:
     settings = {"product_filter": True}
     if model_class is ContentRecommender:
@@ -275,3 +279,42 @@ def test_the_first_registered_models_method_name_still_loads() -> None:
 def test_unknown_method_is_refused() -> None:
     with pytest.raises(ValueError, match="method"):
         ContentRecommender(method="deep")  # type: ignore[arg-type]
+
+
+def test_language_popularity_gives_everyone_the_cold_start_list_of_their_language(
+    inputs: Inputs,
+) -> None:
+    """The first champion: what the model gives a customer without history, for everyone,
+    history or not (all 'popular')."""
+    baseline = LanguagePopularityRecommender().fit(
+        inputs.feedback, inputs.videos, inputs.profiles, 0
+    )
+    holders = _everyone(inputs)
+    recs = baseline.recommend(holders, k=10, exclude_seen=False)
+    assert set(recs["source"].to_list()) == {"popular"}
+    assert recs["policyholder_id"].n_unique() == holders.height
+    cold = _fit(inputs).recommend(
+        pl.DataFrame({"policyholder_id": ["new", "newer"], "language": ["hi", "ta"]}), k=10
+    )
+    newcomers = baseline.recommend(
+        pl.DataFrame({"policyholder_id": ["new", "newer"], "language": ["hi", "ta"]}), k=10
+    )
+    assert newcomers.select("policyholder_id", "rank", "video_id").equals(
+        cold.select("policyholder_id", "rank", "video_id")
+    )
+
+
+def test_the_model_beats_language_popularity_on_the_same_holdout(inputs: Inputs) -> None:
+    """The planted tastes are what a challenger must learn to replace the first champion."""
+    marts = inputs.marts
+    measured = {
+        name: evaluate_holdout(
+            marts.fct_content_views, inputs.videos, inputs.profiles, marts.holdout_start,
+            model=model,
+        )["model_ndcg_at_10"]
+        for name, model in (
+            ("baseline", LanguagePopularityRecommender()),
+            ("pmi", ContentRecommender()),
+        )
+    }  # fmt: skip
+    assert measured["pmi"] > 1.2 * measured["baseline"] > 0

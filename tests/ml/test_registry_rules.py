@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 
 from ml.drift import population_stability_index
-from ml.registry import data_fingerprint, model_version, promotion_decision
+from ml.registry import baseline_decision, data_fingerprint, model_version, promotion_decision
 
 
 def test_first_model_above_the_floor_becomes_champion() -> None:
@@ -21,6 +21,14 @@ def test_first_model_above_the_floor_becomes_champion() -> None:
 def test_a_model_below_the_floor_is_never_promoted() -> None:
     assert not promotion_decision("test_auc", 0.55, None, floor=0.6).promote
     assert not promotion_decision("test_auc", float("nan"), None, floor=0.6).promote
+
+
+def test_the_baseline_is_the_first_champion_whatever_its_score() -> None:
+    decision = baseline_decision("logistic", "test_auc", 0.55)
+    assert decision.promote
+    assert decision.note == "first champion: the logistic baseline (test_auc 0.5500)"
+    unmeasured = baseline_decision("language_popularity", "ndcg_at_10", float("nan"))
+    assert unmeasured.promote and "not measured" in unmeasured.note
 
 
 def test_a_challenger_must_beat_the_champion_on_the_same_holdout() -> None:

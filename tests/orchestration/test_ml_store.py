@@ -6,16 +6,17 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime
 
-import dagster as dg
 import polars as pl
 import psycopg
 import pytest
 
+from ml.registry import ModelCard, baseline_decision
 from orchestration.defs.ml.marts import read_marts
 from orchestration.defs.ml.registry_store import (
+    champion,
     latest_metrics,
+    register_first_champion,
     replace_days,
-    require_champion,
 )
 from warehouse import urls
 from warehouse.ml_tables import ensure_ml_tables
@@ -94,9 +95,8 @@ def test_a_scoring_day_is_replaced_whole_and_other_days_stay(warehouse) -> None:
     assert counts == {first: 3, second: 2}
 
 
-def test_champion_required_and_latest_metrics(warehouse) -> None:
-    with pytest.raises(dg.Failure, match="No champion lapse model yet"):
-        require_champion(warehouse, "lapse")
+def test_no_champion_and_latest_metrics(warehouse) -> None:
+    assert champion(warehouse, "lapse") is None
     assert latest_metrics(warehouse, "lapse") is None
     with psycopg.connect(urls.libpq_url(warehouse)) as conn:
         conn.execute(
@@ -108,3 +108,38 @@ def test_champion_required_and_latest_metrics(warehouse) -> None:
             (json.dumps({"test_auc": 0.7}),),
         )
     assert latest_metrics(warehouse, "lapse") == ("lapse-1", {"test_auc": 0.7})
+
+
+def _card(version: str) -> ModelCard:
+    return ModelCard(
+        model_name="recommender",
+        version=version,
+        kind="language_popularity",
+        training_window_start=date(2026, 9, 1),
+        training_window_end=date(2026, 9, 7),
+        holdout_start=date(2026, 9, 8),
+        holdout_end=date(2026, 9, 14),
+        feature_names=("implicit_feedback",),
+        metrics={"ndcg_at_10": 0.1},
+        data_fingerprint="f",
+        seed=7,
+    )
+
+
+def test_a_baseline_becomes_the_first_champion_only_while_there_is_none(
+    warehouse, tmp_path
+) -> None:
+    """Two runs bootstrapping at once: the second finds the first's champion and keeps it."""
+    artifact = tmp_path / "baseline.pkl"
+    artifact.write_bytes(b"model")
+    decision = baseline_decision("language_popularity", "ndcg_at_10", 0.1)
+    first = register_first_champion(warehouse, _card("recommender-1"), artifact, "s", decision)
+    assert first.version == "recommender-1"
+    assert first.card["is_champion"] and first.card["promotion_note"] == decision.note
+    second = register_first_champion(warehouse, _card("recommender-2"), artifact, "s", decision)
+    assert second.version == "recommender-1"
+    with psycopg.connect(urls.libpq_url(warehouse)) as conn:
+        versions = conn.execute(
+            "SELECT version, is_champion FROM ml.model_registry WHERE model_name = 'recommender'"
+        ).fetchall()
+    assert versions == [("recommender-1", True)]

@@ -74,12 +74,19 @@ def replace_day(
     # Statistics for the planner on the new partitions (a swapped-in partition has none, and
     # autovacuum may be off or late): dbt's joins over raw would otherwise run on guesses.
     for spec in frames:
-        columns = [c for c in spec.column_names if c not in PAYLOAD_COLUMNS]
-        conn.execute(
-            sql.SQL("ANALYZE {} ({})").format(
-                spec.partitioned.partition(day),
-                sql.SQL(", ").join(sql.Identifier(c) for c in columns),
-            )
-        )
+        conn.execute(analyze_statement(spec, day))
     conn.commit()
     return loaded
+
+
+def analyzed_columns(spec: TableSpec) -> list[str]:
+    """The columns a loaded partition gets statistics on: all but the payloads."""
+    return [c for c in spec.column_names if c not in PAYLOAD_COLUMNS]
+
+
+def analyze_statement(spec: TableSpec, day: date) -> sql.Composed:
+    """`ANALYZE` of the `day` partition of `spec` on `analyzed_columns(spec)` only."""
+    return sql.SQL("ANALYZE {} ({})").format(
+        spec.partitioned.partition(day),
+        sql.SQL(", ").join(sql.Identifier(c) for c in analyzed_columns(spec)),
+    )

@@ -6,10 +6,16 @@ the calibrated gradient-boosted model, and registers the gradient-boosted one; i
 champion only when it beats the current champion on the same holdout (the champion is reloaded
 and scored on the challenger's test rows). Scoring uses the champion for each day of its
 partition: every regular premium due in the next 30 days, replaced per day in one transaction.
+
+The first champion is the logistic baseline. The weekly training registers it before its
+challenger when the registry has no lapse model; the daily job, which may run first on a new
+install, trains and registers the baseline alone (no gradient boosting) inside `ml/lapse_scores`,
+so its first run is green and scores with a model the weekly training must then beat.
 """
 
 import json
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -27,20 +33,22 @@ from ml.lapse.features import (
     training_examples,
 )
 from ml.lapse.metrics import auc, risk_bands
-from ml.lapse.model import TrainingResult, train
+from ml.lapse.model import MODEL_KINDS, ModelKind, TrainingResult, train
 from ml.registry import (
     ModelCard,
+    baseline_decision,
     data_fingerprint,
     model_version,
     promotion_decision,
 )
 from orchestration.defs.ml.marts import read_marts
 from orchestration.defs.ml.registry_store import (
+    StoredModel,
     champion,
     latest_metrics,
     register,
+    register_first_champion,
     replace_days,
-    require_champion,
     save_artifact,
     save_figure,
 )
@@ -90,15 +98,53 @@ def training_as_of_dates(last_day: date, history_days: int, every_days: int) -> 
 
 
 def train_lapse(
-    inputs: LapseInputs, config: LapseTrainingConfig
+    inputs: LapseInputs, config: LapseTrainingConfig, kinds: tuple[ModelKind, ...] = MODEL_KINDS
 ) -> tuple[pl.DataFrame, TrainingResult]:
-    """The labelled snapshots and both models trained on them."""
+    """The labelled snapshots and the `kinds` of model trained on them."""
     last_day = data_as_of(inputs)
     dates = training_as_of_dates(last_day, config.history_days, config.snapshot_every_days)
     examples = training_examples(
         inputs, dates, label_known_before=last_day, horizon_days=HORIZON_DAYS
     )
-    return examples, train(examples, seed=config.seed)
+    return examples, train(examples, seed=config.seed, kinds=kinds)
+
+
+def model_card(
+    kind: ModelKind, inputs: LapseInputs, result: TrainingResult, seed: int, **extra: float
+) -> ModelCard:
+    """The registry card of `result`'s `kind` model: its window, holdout, test metrics, the
+    baseline's test AUC and `extra` metrics (the champion's AUC on the same holdout)."""
+    fingerprint = data_fingerprint({name: getattr(inputs, name) for name in INPUT_COLUMNS})
+    split = result.split
+    test_metrics = result.metrics[kind]["test"]
+    return ModelCard(
+        model_name=MODEL_NAME,
+        version=model_version(MODEL_NAME, datetime.now(UTC), fingerprint, seed),
+        kind=kind,
+        training_window_start=split.first_as_of,
+        training_window_end=split.validation_from - timedelta(days=1),
+        holdout_start=split.test_from,
+        holdout_end=split.last_as_of,
+        feature_names=tuple(result.models[kind].feature_names),
+        metrics={
+            **{f"test_{k}": v for k, v in test_metrics.as_dict().items() if isinstance(v, float)},
+            "baseline_test_auc": result.metrics[BASELINE_KIND]["test"].auc,
+            **extra,
+        },
+        data_fingerprint=fingerprint,
+        seed=seed,
+    )
+
+
+def register_baseline(
+    warehouse_url: str, landing_root: Path, inputs: LapseInputs, result: TrainingResult, seed: int
+) -> StoredModel:
+    """Register `result`'s logistic model as the first lapse champion (or return the champion
+    another run registered meanwhile)."""
+    card = model_card(BASELINE_KIND, inputs, result, seed)
+    decision = baseline_decision(BASELINE_KIND, "test_auc", card.metrics["test_auc"])
+    path, sha = save_artifact(landing_root, MODEL_NAME, card.version, result.models[BASELINE_KIND])
+    return register_first_champion(warehouse_url, card, path, sha, decision)
 
 
 def test_rows(examples: pl.DataFrame, result: TrainingResult) -> pl.DataFrame:
@@ -137,6 +183,12 @@ def lapse_model(
 ) -> dg.MaterializeResult:
     inputs = read_lapse_inputs(databases.warehouse)
     examples, result = train_lapse(inputs, config)
+    baseline = None
+    if champion(databases.warehouse, MODEL_NAME) is None:
+        baseline = register_baseline(
+            databases.warehouse, landing.path, inputs, result, config.seed
+        ).version
+        context.log.info(f"{baseline}: the logistic baseline registered as the first champion")
     model = result.models[CHAMPION_KIND]
     test_metrics = result.metrics[CHAMPION_KIND]["test"]
     baseline_metrics = result.metrics[BASELINE_KIND]["test"]
@@ -144,27 +196,15 @@ def lapse_model(
         databases.warehouse, test_rows(examples, result)
     )
     decision = promotion_decision("test_auc", test_metrics.auc, champion_auc, floor=AUC_FLOOR)
-    fingerprint = data_fingerprint({name: getattr(inputs, name) for name in INPUT_COLUMNS})
-    trained_at = datetime.now(UTC)
-    version = model_version(MODEL_NAME, trained_at, fingerprint, config.seed)
-    split = result.split
-    card = ModelCard(
-        model_name=MODEL_NAME,
-        version=version,
-        kind=CHAMPION_KIND,
-        training_window_start=split.first_as_of,
-        training_window_end=split.validation_from - timedelta(days=1),
-        holdout_start=split.test_from,
-        holdout_end=split.last_as_of,
-        feature_names=tuple(model.feature_names),
-        metrics={
-            **{f"test_{k}": v for k, v in test_metrics.as_dict().items() if isinstance(v, float)},
-            "baseline_test_auc": baseline_metrics.auc,
-            "champion_test_auc": champion_auc if champion_auc is not None else float("nan"),
-        },
-        data_fingerprint=fingerprint,
-        seed=config.seed,
+    card = model_card(
+        CHAMPION_KIND,
+        inputs,
+        result,
+        config.seed,
+        champion_test_auc=champion_auc if champion_auc is not None else float("nan"),
     )
+    version = card.version
+    split = result.split
     path, sha = save_artifact(landing.path, MODEL_NAME, version, model)
     register(databases.warehouse, card, path, sha, decision)
     test = result.test_predictions
@@ -181,6 +221,7 @@ def lapse_model(
             "promoted": decision.promote,
             "promotion": decision.note,
             "champion_compared": champion_version or "none (first model)",
+            "baseline_registered_as_first_champion": baseline or "no (a champion existed)",
             "test_auc": test_metrics.auc,
             "test_pr_auc": test_metrics.pr_auc,
             "test_brier": test_metrics.brier,
@@ -263,6 +304,23 @@ SCORE_COLUMNS = (
 )
 
 
+def bootstrap_champion(
+    context: dg.AssetExecutionContext, warehouse_url: str, landing_root: Path, inputs: LapseInputs
+) -> StoredModel:
+    """No lapse champion yet (a new install whose daily job runs before the weekly training):
+    train the logistic baseline alone, with the weekly training's defaults, and register it as
+    the first champion, so the day is scored instead of the run failing."""
+    config = LapseTrainingConfig()
+    _, result = train_lapse(inputs, config, kinds=(BASELINE_KIND,))
+    stored = register_baseline(warehouse_url, landing_root, inputs, result, config.seed)
+    context.log.info(
+        f"No lapse champion yet: {stored.version} ({stored.card['kind']}, test AUC "
+        f"{stored.card['metrics'].get('test_auc')}) is the first; the weekly training's "
+        "challengers must beat it on the same holdout."
+    )
+    return stored
+
+
 def build_lapse_scores_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
         key=LAPSE_SCORES,
@@ -272,15 +330,19 @@ def build_lapse_scores_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDe
         group_name="ml",
         description="Daily: the champion lapse model's probability that each regular premium "
         "due in the next 30 days is still unpaid at grace end, with risk band and reasons, "
-        "into ml.lapse_scores (a day's rows replaced whole).",
+        "into ml.lapse_scores (a day's rows replaced whole). With no champion yet, it first "
+        "trains the logistic baseline and registers it as the first champion.",
     )
     def lapse_scores(
-        context: dg.AssetExecutionContext, databases: DatabasesResource
+        context: dg.AssetExecutionContext, databases: DatabasesResource, landing: LandingResource
     ) -> dg.MaterializeResult:
-        stored = require_champion(databases.warehouse, MODEL_NAME)
-        model = stored.load()
         days = scoring_days(context)
         inputs = read_lapse_inputs(databases.warehouse)
+        stored = champion(databases.warehouse, MODEL_NAME)
+        bootstrapped = stored is None
+        if stored is None:
+            stored = bootstrap_champion(context, databases.warehouse, landing.path, inputs)
+        model = stored.load()
         scores = score_days(inputs, model, days).with_columns(
             pl.lit(stored.version).alias("model_version")
         )
@@ -292,6 +354,7 @@ def build_lapse_scores_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDe
             metadata={
                 "dagster/row_count": written,
                 "model_version": stored.version,
+                "champion_bootstrapped": bootstrapped,
                 "days": len(days),
                 "mean_probability": float(scores["lapse_probability"].mean() or 0.0),
                 "risk_bands": dg.MetadataValue.json(

@@ -7,9 +7,17 @@ for serving. It becomes champion only when it beats the champion's NDCG@10 on th
 (the champion's own fit is re-evaluated there). Scoring writes each policyholder's top 10
 (`for_you`) and, for the customers with a high-risk premium in the day's lapse scores, the one
 video their agent should send next (`send_next`).
+
+The first champion is popularity within language (`LanguagePopularityRecommender`, what the
+model gives customers without history): a legitimate model, and the bar every challenger must
+clear on the same holdout. The weekly training registers it before its challenger when the
+registry has no recommender; the daily job, which may run first on a new install, fits and
+registers it inside `ml/content_recommendations` (a fraction of a second), so its first run is
+green and a learnt model replaces popularity only once it wins.
 """
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -18,21 +26,29 @@ import psycopg
 from ml.recommend import (
     INPUT_COLUMNS,
     ContentRecommender,
+    LanguagePopularityRecommender,
     Recommender,
     evaluate_holdout,
     implicit_feedback,
     policyholder_profiles,
     video_catalogue,
 )
-from ml.registry import ModelCard, data_fingerprint, model_version, promotion_decision
+from ml.registry import (
+    ModelCard,
+    baseline_decision,
+    data_fingerprint,
+    model_version,
+    promotion_decision,
+)
 from orchestration.defs.ml.lapse_assets import LAPSE_SCORES, scoring_days
 from orchestration.defs.ml.marts import read_marts
 from orchestration.defs.ml.registry_store import (
+    StoredModel,
     champion,
     latest_metrics,
     register,
+    register_first_champion,
     replace_days,
-    require_champion,
     save_artifact,
 )
 from orchestration.resources import DatabasesResource, LandingResource
@@ -54,9 +70,17 @@ def _mart_deps() -> list[dg.AssetKey]:
 
 
 class RecommenderTrainingConfig(dg.Config):
-    """Run config of the weekly training."""
+    """Run config of the weekly training: the seed, and the challenger's method (one of
+    `ml.recommend.METHODS`, or "language_popularity" to re-challenge with the baseline)."""
 
     seed: int = 7
+    method: str = "pmi"
+
+    def challenger(self) -> Recommender:
+        """A new, unfitted recommender of the configured method."""
+        if self.method == LanguagePopularityRecommender.method:
+            return LanguagePopularityRecommender()
+        return ContentRecommender(method=self.method)  # type: ignore[arg-type]  # it validates
 
 
 def read_recommender_inputs(warehouse_url: str) -> dict[str, pl.DataFrame]:
@@ -92,14 +116,61 @@ def holdout_report(
     )
 
 
-def fit_for_serving(frames: dict[str, pl.DataFrame], seed: int) -> ContentRecommender:
-    """The model refitted on every view, as served."""
-    return ContentRecommender().fit(
+def fit_for_serving(
+    frames: dict[str, pl.DataFrame], seed: int, model: Recommender | None = None
+) -> Recommender:
+    """`model` (default a new ContentRecommender, unfitted) fitted on every view, as served."""
+    model = model if model is not None else ContentRecommender()
+    return model.fit(
         implicit_feedback(frames["fct_content_views"], before=views_end(frames)),
         video_catalogue(frames["dim_content"]),
         policyholder_profiles(frames["dim_policyholder"], frames["dim_policy"]),
         seed=seed,
     )
+
+
+def model_card(
+    kind: str, frames: dict[str, pl.DataFrame], seed: int, report: dict[str, float], **extra: float
+) -> ModelCard:
+    """The registry card of a recommender measured by `report` (`holdout_report`), with
+    `extra` metrics (the champion's numbers on the same holdout)."""
+    fingerprint = data_fingerprint(frames)
+    end = views_end(frames)
+    return ModelCard(
+        model_name=MODEL_NAME,
+        version=model_version(MODEL_NAME, datetime.now(UTC), fingerprint, seed),
+        kind=kind,
+        training_window_start=frames["fct_content_views"]["view_day"].min(),
+        training_window_end=end - timedelta(days=HOLDOUT_DAYS + 1),
+        holdout_start=end - timedelta(days=HOLDOUT_DAYS),
+        holdout_end=end - timedelta(days=1),
+        feature_names=("implicit_feedback", "language", "policy_types"),
+        metrics={
+            "ndcg_at_10": report[f"model_ndcg_at_{TOP_K}"],
+            "recall_at_10": report[f"model_recall_at_{TOP_K}"],
+            "popularity_ndcg_at_10": report[f"popularity_ndcg_at_{TOP_K}"],
+            "popularity_recall_at_10": report[f"popularity_recall_at_{TOP_K}"],
+            "ndcg_ratio": report["ndcg_ratio"],
+            "users": float(report["users"]),
+            **extra,
+        },
+        data_fingerprint=fingerprint,
+        seed=seed,
+    )
+
+
+def register_baseline(
+    warehouse_url: str, landing_root: Path, frames: dict[str, pl.DataFrame], seed: int
+) -> StoredModel:
+    """Popularity within language, measured on the last week and refitted on every view,
+    registered as the first recommender champion (or the champion another run registered
+    meanwhile)."""
+    report = holdout_report(frames, seed, model=LanguagePopularityRecommender())
+    model = fit_for_serving(frames, seed, LanguagePopularityRecommender())
+    card = model_card(LanguagePopularityRecommender.method, frames, seed, report)
+    decision = baseline_decision(card.kind, "ndcg_at_10", card.metrics["ndcg_at_10"])
+    path, sha = save_artifact(landing_root, MODEL_NAME, card.version, model)
+    return register_first_champion(warehouse_url, card, path, sha, decision)
 
 
 @dg.asset(
@@ -108,7 +179,7 @@ def fit_for_serving(frames: dict[str, pl.DataFrame], seed: int) -> ContentRecomm
     group_name="ml",
     description="Weekly: fits the content recommender, measures it on the last week held out "
     "beside popularity, registers it in ml.model_registry and promotes it when it beats the "
-    "champion on the same holdout.",
+    "champion on the same holdout (popularity within language is the first champion).",
 )
 def recommender_model(
     context: dg.AssetExecutionContext,
@@ -117,56 +188,46 @@ def recommender_model(
     landing: LandingResource,
 ) -> dg.MaterializeResult:
     frames = read_recommender_inputs(databases.warehouse)
-    report = holdout_report(frames, config.seed)
-    ndcg = report[f"model_ndcg_at_{TOP_K}"]
+    baseline = None
     stored = champion(databases.warehouse, MODEL_NAME)
-    champion_ndcg = None
-    if stored is not None:
-        # The champion's method and settings, refitted on the same history and measured on the
-        # same week: a comparison on equal terms.
-        champion_report = holdout_report(frames, config.seed, model=stored.load().unfitted())
-        champion_ndcg = champion_report[f"model_ndcg_at_{TOP_K}"]
+    if stored is None:
+        stored = register_baseline(databases.warehouse, landing.path, frames, config.seed)
+        baseline = stored.version
+        context.log.info(f"{baseline}: popularity within language is the first champion")
+    report = holdout_report(frames, config.seed, model=config.challenger())
+    ndcg = report[f"model_ndcg_at_{TOP_K}"]
+    # The champion's method and settings, refitted on the same history and measured on the
+    # same week: a comparison on equal terms.
+    champion_report = holdout_report(frames, config.seed, model=stored.load().unfitted())
+    champion_ndcg = champion_report[f"model_ndcg_at_{TOP_K}"]
     popularity = report[f"popularity_ndcg_at_{TOP_K}"]
     decision = promotion_decision(
         f"ndcg_at_{TOP_K}", ndcg, champion_ndcg, floor=popularity * NDCG_FLOOR_RATIO
     )
-    model = fit_for_serving(frames, config.seed)
-    fingerprint = data_fingerprint(frames)
-    version = model_version(MODEL_NAME, datetime.now(UTC), fingerprint, config.seed)
-    end = views_end(frames)
-    first_view = frames["fct_content_views"]["view_day"].min()
-    card = ModelCard(
-        model_name=MODEL_NAME,
-        version=version,
-        kind=model.method,
-        training_window_start=first_view,
-        training_window_end=end - timedelta(days=HOLDOUT_DAYS + 1),
-        holdout_start=end - timedelta(days=HOLDOUT_DAYS),
-        holdout_end=end - timedelta(days=1),
-        feature_names=("implicit_feedback", "language", "policy_types"),
-        metrics={
-            "ndcg_at_10": ndcg,
-            "recall_at_10": report[f"model_recall_at_{TOP_K}"],
-            "popularity_ndcg_at_10": popularity,
-            "popularity_recall_at_10": report[f"popularity_recall_at_{TOP_K}"],
-            "ndcg_ratio": report["ndcg_ratio"],
-            "champion_ndcg_at_10": champion_ndcg if champion_ndcg is not None else float("nan"),
-            "users": float(report["users"]),
-        },
-        data_fingerprint=fingerprint,
-        seed=config.seed,
+    model = fit_for_serving(frames, config.seed, config.challenger())
+    card = model_card(
+        config.method,
+        frames,
+        config.seed,
+        report,
+        champion_ndcg_at_10=champion_ndcg,
+        champion_recall_at_10=champion_report[f"model_recall_at_{TOP_K}"],
     )
-    path, sha = save_artifact(landing.path, MODEL_NAME, version, model)
+    path, sha = save_artifact(landing.path, MODEL_NAME, card.version, model)
     register(databases.warehouse, card, path, sha, decision)
     context.log.info(
-        f"{version}: NDCG@10 {ndcg:.4f} (popularity {popularity:.4f}); {decision.note}"
+        f"{card.version}: NDCG@10 {ndcg:.4f} (popularity {popularity:.4f}, champion "
+        f"{stored.version} {champion_ndcg:.4f}); {decision.note}"
     )
     return dg.MaterializeResult(
         metadata={
-            "model_version": version,
+            "model_version": card.version,
             "promoted": decision.promote,
             "promotion": decision.note,
+            "champion_compared": stored.version,
+            "baseline_registered_as_first_champion": baseline or "no (a champion existed)",
             "ndcg_at_10": ndcg,
+            "champion_ndcg_at_10": champion_ndcg,
             "popularity_ndcg_at_10": popularity,
             "recall_at_10": report[f"model_recall_at_{TOP_K}"],
             "ndcg_ratio_to_popularity": report["ndcg_ratio"],
@@ -234,14 +295,24 @@ def build_content_recommendations_asset(
         group_name="ml",
         description="Daily: each policyholder's top 10 videos (`for_you`) and one video to send "
         "next to each customer with a high-risk premium (`send_next`), from the champion "
-        "recommender, into ml.content_recommendations (a day's rows replaced whole).",
+        "recommender, into ml.content_recommendations (a day's rows replaced whole). With no "
+        "champion yet, it first registers popularity within language as the first champion.",
     )
     def content_recommendations(
-        context: dg.AssetExecutionContext, databases: DatabasesResource
+        context: dg.AssetExecutionContext, databases: DatabasesResource, landing: LandingResource
     ) -> dg.MaterializeResult:
-        stored = require_champion(databases.warehouse, MODEL_NAME)
-        model = stored.load()
         frames = read_recommender_inputs(databases.warehouse)
+        stored = champion(databases.warehouse, MODEL_NAME)
+        bootstrapped = stored is None
+        if stored is None:
+            stored = register_baseline(
+                databases.warehouse, landing.path, frames, RecommenderTrainingConfig().seed
+            )
+            context.log.info(
+                f"No recommender champion yet: {stored.version} (popularity within language) "
+                "is the first; the weekly training's challengers must beat it on the same holdout."
+            )
+        model = stored.load()
         holders = policyholder_profiles(frames["dim_policyholder"], frames["dim_policy"])
         days = scoring_days(context)
         for_you = model.recommend(holders.select("policyholder_id"), k=TOP_K).select(
@@ -282,6 +353,7 @@ def build_content_recommendations_asset(
             metadata={
                 "dagster/row_count": written,
                 "model_version": stored.version,
+                "champion_bootstrapped": bootstrapped,
                 "days": len(days),
                 "policyholders": for_you["policyholder_id"].n_unique(),
                 "send_next_last_day": send_next.height,

@@ -95,69 +95,106 @@ def register(
     """Insert the card; when `decision.promote`, make it the champion in the same transaction."""
     with psycopg.connect(urls.libpq_url(warehouse_url)) as conn:
         ensure_ml_tables(conn)
-        if decision.promote:
-            conn.execute(
-                "UPDATE ml.model_registry SET is_champion = false "
-                "WHERE model_name = %s AND is_champion",
-                (card.model_name,),
-            )
-        conn.execute(
-            """
-            INSERT INTO ml.model_registry (
-                model_name, version, kind, training_window_start, training_window_end,
-                holdout_start, holdout_end, feature_names, metrics, data_fingerprint,
-                library_versions, seed, artifact_path, artifact_sha256, is_champion,
-                promoted_at, promotion_note
-            ) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-                      CASE WHEN %s THEN now() END, %s)
-            """,
-            (
-                card.model_name,
-                card.version,
-                card.kind,
-                card.training_window_start,
-                card.training_window_end,
-                card.holdout_start,
-                card.holdout_end,
-                json.dumps(list(card.feature_names)),
-                json.dumps(_json_safe(card.metrics)),
-                card.data_fingerprint,
-                json.dumps(card.library_versions),
-                card.seed,
-                str(artifact_path),
-                artifact_sha256,
-                decision.promote,
-                decision.promote,
-                decision.note,
-            ),
-        )
+        _lock_model(conn, card.model_name)
+        _insert(conn, card, artifact_path, artifact_sha256, decision)
 
 
-def champion(warehouse_url: str, model_name: str) -> StoredModel | None:
-    """The current champion of `model_name`, or None before the first promotion."""
-    with psycopg.connect(urls.libpq_url(warehouse_url), row_factory=dict_row) as conn:
+def register_first_champion(
+    warehouse_url: str,
+    card: ModelCard,
+    artifact_path: Path,
+    artifact_sha256: str,
+    decision: PromotionDecision,
+) -> StoredModel:
+    """Register a baseline as the first champion, unless a champion appeared while it was
+    being trained (another run bootstrapping, or a training): then that one is kept and
+    returned, and the baseline is not registered."""
+    with psycopg.connect(urls.libpq_url(warehouse_url)) as conn:
         ensure_ml_tables(conn)
-        row = conn.execute(
+        _lock_model(conn, card.model_name)
+        existing = _champion(conn, card.model_name)
+        if existing is not None:
+            return existing
+        _insert(conn, card, artifact_path, artifact_sha256, decision)
+        stored = _champion(conn, card.model_name)
+    if stored is None:  # decision.promote was false
+        raise ValueError(f"{card.version} was registered but not promoted: {decision.note}")
+    return stored
+
+
+def _lock_model(conn: psycopg.Connection, model_name: str) -> None:
+    """Serialise registrations of one model until the transaction ends, so two runs cannot
+    both see no champion and both insert one (the unique index would fail the second)."""
+    conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+        (f"ml.model_registry/{model_name}",),
+    )
+
+
+def _insert(
+    conn: psycopg.Connection,
+    card: ModelCard,
+    artifact_path: Path,
+    artifact_sha256: str,
+    decision: PromotionDecision,
+) -> None:
+    if decision.promote:
+        conn.execute(
+            "UPDATE ml.model_registry SET is_champion = false "
+            "WHERE model_name = %s AND is_champion",
+            (card.model_name,),
+        )
+    conn.execute(
+        """
+        INSERT INTO ml.model_registry (
+            model_name, version, kind, training_window_start, training_window_end,
+            holdout_start, holdout_end, feature_names, metrics, data_fingerprint,
+            library_versions, seed, artifact_path, artifact_sha256, is_champion,
+            promoted_at, promotion_note
+        ) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+                  CASE WHEN %s THEN now() END, %s)
+        """,
+        (
+            card.model_name,
+            card.version,
+            card.kind,
+            card.training_window_start,
+            card.training_window_end,
+            card.holdout_start,
+            card.holdout_end,
+            json.dumps(list(card.feature_names)),
+            json.dumps(_json_safe(card.metrics)),
+            card.data_fingerprint,
+            json.dumps(card.library_versions),
+            card.seed,
+            str(artifact_path),
+            artifact_sha256,
+            decision.promote,
+            decision.promote,
+            decision.note,
+        ),
+    )
+
+
+def _champion(conn: psycopg.Connection, model_name: str) -> StoredModel | None:
+    row = (
+        conn.cursor(row_factory=dict_row)
+        .execute(
             "SELECT * FROM ml.model_registry WHERE model_name = %s AND is_champion",
             (model_name,),
-        ).fetchone()
+        )
+        .fetchone()
+    )
     if row is None:
         return None
     return StoredModel(row, Path(row["artifact_path"]), row["artifact_sha256"])
 
 
-def require_champion(warehouse_url: str, model_name: str) -> StoredModel:
-    """The champion of `model_name`; a run that needs one fails with what to do when there is
-    none yet."""
-    import dagster as dg
-
-    stored = champion(warehouse_url, model_name)
-    if stored is None:
-        raise dg.Failure(
-            f"No champion {model_name} model yet: train one first (the weekly_model_training "
-            "job, or `mitra train`)."
-        )
-    return stored
+def champion(warehouse_url: str, model_name: str) -> StoredModel | None:
+    """The current champion of `model_name`, or None before the first promotion."""
+    with psycopg.connect(urls.libpq_url(warehouse_url)) as conn:
+        ensure_ml_tables(conn)
+        return _champion(conn, model_name)
 
 
 def latest_metrics(warehouse_url: str, model_name: str) -> tuple[str, dict[str, Any]] | None:
