@@ -1,4 +1,5 @@
-"""Limits on what a JSON body may hold, checked before it reaches code that recurses over it.
+"""Limits on what a request may hold, checked before it reaches code that recurses over it or
+a database that cannot store it.
 
 A document nested hundreds deep makes recursive readers (the standard library's decoder, which
 finds events' spans; encoders of responses and audit rows) raise RecursionError, a 500; a string
@@ -13,6 +14,8 @@ from typing import Any
 MAX_JSON_DEPTH = 32  # levels of objects and arrays in one request body, the body itself counted
 TOO_DEEP = f"the body nests objects or arrays deeper than {MAX_JSON_DEPTH} levels"
 HAS_NUL = "a text value holds a NUL character (\\u0000), which cannot be stored"
+# For text parameters and fields, stated in the schema (OpenAPI shows it; schemathesis obeys it).
+NO_NUL = r"^[^\x00]*$"
 
 
 def nested_deeper(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:

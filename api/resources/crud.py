@@ -19,7 +19,7 @@ import orjson
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from psycopg_pool import AsyncConnectionPool
-from pydantic import BaseModel, create_model
+from pydantic import BaseModel, Field, create_model
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
@@ -28,6 +28,7 @@ from api import audit
 from api.context import RequestContext, RequestContextDep
 from api.db import CompiledQuery, compile_query, scoped_connection, scoped_rows, scoped_session
 from api.deps import EnginesDep
+from api.json_limits import NO_NUL
 from api.problems import problem_responses
 from api.resources import scoping
 from api.resources.paging import DEFAULT_LIMIT, MAX_LIMIT, after_cursor, encode_cursor
@@ -38,6 +39,8 @@ from warehouse.operational.enums import UserRole
 from warehouse.operational.models import IdempotencyKey
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
+# PostgreSQL text cannot hold NUL: such a filter is the client's error, not a 500.
+_FilterText = Annotated[str, Field(pattern=NO_NUL)]
 
 # A scope sees only the caller's role; the caller's ids are parameters (api.resources.scoping).
 Scope = Callable[[Any, UserRole, bool], list[ColumnElement[bool]]]
@@ -74,7 +77,10 @@ def _page_model(resource: Resource) -> type[BaseModel]:
 
 
 def _filter_model(resource: Resource) -> type[BaseModel]:
-    fields: dict[str, Any] = {name: (kind | None, None) for name, kind in resource.filters.items()}
+    fields: dict[str, Any] = {
+        name: ((_FilterText if kind is str else kind) | None, None)
+        for name, kind in resource.filters.items()
+    }
     fields["limit"] = (Annotated[int, Query(ge=1, le=MAX_LIMIT)], DEFAULT_LIMIT)
     fields["cursor"] = (Annotated[str | None, Query(max_length=200)], None)
     model = create_model(

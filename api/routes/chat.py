@@ -68,8 +68,8 @@ class ChatQuestion(BaseModel):
     question: str = Field(
         min_length=1,
         max_length=1000,
-        pattern=r"\S",
-        description="the user's question, in any script",
+        pattern=r"^[^\x00]*[^\x00\s][^\x00]*$",
+        description="the user's question, in any script (no NUL characters)",
     )
     language: Language | None = Field(
         None,

@@ -1,0 +1,118 @@
+"""Findings of a security test of the running API, each as the outcome it must now have: input
+that cannot be stored or recursed over answers 422 problem+json, never 500."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from api.insights.periods import FIRST_DAY, LAST_DAY, PERIODS
+from tests.api.conftest import Api, World
+
+POLICY = {
+    "policy_type": "term",
+    "plan_name": "Tech Term",
+    "sum_assured": "10000000.00",
+    "premium_amount": "1250.50",
+    "premium_mode": "monthly",
+    "policy_term_years": 30,
+    "premium_paying_term_years": 30,
+    "issue_date": "2026-01-15",
+}
+
+
+def _nested(depth: int) -> object:
+    value: object = "leaf"
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+def _deep_json(depth: int) -> bytes:
+    return b'{"a":' * depth + b"1" + b"}" * depth
+
+
+def _is_problem(response, status: int = 422) -> None:  # type: ignore[no-untyped-def]
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_a_nul_character_in_a_body_string_is_422(api: Api, world: World) -> None:
+    with api.client(world.a.agent_user) as client:
+        created = client.post(
+            "/v1/policyholders", json={"customer_code": "NUL-1", "full_name": "Meera\x00 Iyer"}
+        )
+        nested = client.post(
+            "/v1/policies",
+            json={
+                **POLICY,
+                "policy_number": "NUL-2",
+                "policyholder_id": str(world.a.holder_id),
+                "nominee_details": [{"name": "Ravi\x00"}],
+            },
+        )
+    _is_problem(created)
+    assert "NUL" in created.text
+    _is_problem(nested)
+
+
+def test_a_nul_character_in_a_query_parameter_is_422(api: Api, world: World) -> None:
+    with api.client(world.a.admin_user) as client:
+        listed = client.get("/v1/agents?territory=north%00")
+    _is_problem(listed)
+
+
+@pytest.mark.parametrize("depth", [40, 1200])
+def test_a_body_nested_too_deep_is_422(api: Api, world: World, depth: int) -> None:
+    body = (
+        b'{"policy_type":"term","plan_name":"T","sum_assured":"1","premium_amount":"1",'
+        b'"premium_mode":"monthly","policy_term_years":1,"premium_paying_term_years":1,'
+        b'"issue_date":"2026-01-15","policy_number":"DEEP-' + str(depth).encode() + b'",'
+        b'"policyholder_id":"' + str(world.a.holder_id).encode() + b'",'
+        b'"nominee_details":[' + _deep_json(depth) + b"]}"
+    )
+    with api.client(world.a.agent_user) as client:
+        response = client.post(
+            "/v1/policies", content=body, headers={"Content-Type": "application/json"}
+        )
+    _is_problem(response)
+    assert "32 levels" in response.text
+
+
+def test_an_event_batch_nested_1000_deep_is_422(api: Api, world: World) -> None:
+    body = b'{"batch":[{"context":' + _deep_json(1000) + b"}]}"
+    with api.client(world.a.agent_user) as client:
+        response = client.post(
+            "/v1/events", content=body, headers={"Content-Type": "application/json"}
+        )
+    _is_problem(response)
+
+
+@pytest.mark.parametrize("period", ["day", "month", "year"])
+@pytest.mark.parametrize("on", ["0001-01-01", "9999-12-31"])
+def test_a_day_at_the_ends_of_the_calendar_is_422(
+    api: Api, world: World, period: str, on: str
+) -> None:
+    with api.client(world.a.agent_user) as client:
+        response = client.get(
+            f"/v1/agents/{world.a.agent_id}/performance",
+            params={"period": period, "on": on},
+        )
+    _is_problem(response)
+
+
+def test_a_policyholder_name_with_ordinary_text_still_creates(api: Api, world: World) -> None:
+    with api.client(world.a.agent_user) as client:
+        created = client.post(
+            "/v1/policyholders",
+            json={"customer_code": f"OK-{uuid.uuid4().hex[:8]}", "full_name": "Meera Iyer"},
+        )
+    assert created.status_code == 201, created.text
+
+
+def test_every_period_of_the_first_and_last_day_allowed_stays_in_the_calendar() -> None:
+    for spec in PERIODS.values():
+        for day in (FIRST_DAY, LAST_DAY):
+            start = spec.start_of(day)
+            assert spec.previous(start) < start <= day
