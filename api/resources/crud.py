@@ -66,6 +66,9 @@ class Resource:
     prepare: Prepare  # fill tenant and owner on create, check referenced rows; may raise
     tag: str = ""
     examples: dict[str, Any] = field(default_factory=dict)
+    # One detail for every 409 of the resource, when which constraint clashed would tell a
+    # tenant about another's rows (a phone registered elsewhere): None names the constraint.
+    conflict: str | None = None
 
 
 def _page_model(resource: Resource) -> type[BaseModel]:
@@ -157,14 +160,15 @@ def visible(
     return row
 
 
-def database_error(exc: DBAPIError) -> HTTPException:
-    """A constraint the database enforced, as the client's error (never a 5xx)."""
+def database_error(exc: DBAPIError, conflict: str | None = None) -> HTTPException:
+    """A constraint the database enforced, as the client's error (never a 5xx); a unique
+    violation is a 409 saying `conflict` when given."""
     orig = getattr(exc, "orig", None)
     sqlstate = getattr(orig, "sqlstate", None) or ""
     diag = getattr(orig, "diag", None)
     constraint = getattr(diag, "constraint_name", None) or "a constraint"
     if sqlstate == "23505":
-        return HTTPException(status.HTTP_409_CONFLICT, f"already exists ({constraint})")
+        return HTTPException(status.HTTP_409_CONFLICT, conflict or f"already exists ({constraint})")
     if sqlstate in ("23503", "23514", "23502", "22001", "22003", "22007", "22008", "22P02"):
         return HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"the values break {constraint}"
@@ -346,7 +350,7 @@ def crud_router(resource: Resource) -> APIRouter:
                 session.refresh(row)
                 body = _dump(resource, row)
         except DBAPIError as exc:
-            raise database_error(exc) from exc
+            raise database_error(exc, resource.conflict) from exc
         return json_response(body, headers={"ETag": etag_of(row.id, row.updated_at)})
 
     @router.delete(
@@ -427,7 +431,7 @@ def _create(
             stored = _stored_answer(engines, principal, key, digest, path)
             if stored is not None:
                 return stored
-        raise database_error(exc) from exc
+        raise database_error(exc, resource.conflict) from exc
     except DBAPIError as exc:
-        raise database_error(exc) from exc
+        raise database_error(exc, resource.conflict) from exc
     return json_response(body, 201, headers)

@@ -6,9 +6,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from sqlalchemy import text
 
 from api.insights.periods import FIRST_DAY, LAST_DAY, PERIODS
-from tests.api.conftest import Api, World
+from tests.api.conftest import Api, World, new_phone
 
 POLICY = {
     "policy_type": "term",
@@ -116,3 +117,37 @@ def test_every_period_of_the_first_and_last_day_allowed_stays_in_the_calendar() 
         for day in (FIRST_DAY, LAST_DAY):
             start = spec.start_of(day)
             assert spec.previous(start) < start <= day
+
+
+def _phone_of(api: Api, user_id: uuid.UUID) -> str:
+    with api.engine.connect() as conn:
+        return conn.execute(
+            text("SELECT phone FROM users WHERE id = :i"), {"i": user_id}
+        ).scalar_one()
+
+
+def test_every_conflict_of_a_new_agent_gets_one_answer(api: Api, world: World) -> None:
+    """A provider admin cannot tell a phone at another insurer from a customer's phone or from
+    a clash in their own tenant."""
+    a, b = world.a, world.b
+    clashes = {
+        "agent at another insurer": {"phone": _phone_of(api, a.agent_user), "code": "B-NEW-1"},
+        "policyholder's phone": {"phone": _phone_of(api, a.holder_user), "code": "B-NEW-2"},
+        "own agent's phone": {"phone": _phone_of(api, b.agent_user), "code": "B-NEW-3"},
+        "own agent code": {"phone": new_phone(), "code": "TENB-000001"},
+    }
+    answers = {}
+    with api.client(b.admin_user) as client:
+        for what, clash in clashes.items():
+            response = client.post(
+                "/v1/agents",
+                json={
+                    "phone": clash["phone"],
+                    "full_name": "New Agent",
+                    "agent_code": clash["code"],
+                },
+            )
+            _is_problem(response, 409)
+            body = response.json()
+            answers[what] = (body["title"], body["detail"])
+    assert len(set(answers.values())) == 1, answers
