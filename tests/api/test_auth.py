@@ -140,7 +140,8 @@ def test_a_stranger_asking_codes_for_a_phone_does_not_stop_its_owner(api: Api) -
         addresses = (
             conn.execute(
                 text(
-                    "SELECT host(ip_address) FROM otp_challenges WHERE phone = :p ORDER BY created_at"
+                    "SELECT host(ip_address) FROM otp_challenges WHERE phone = :p"
+                    " ORDER BY created_at"
                 ),
                 {"p": phone},
             )
