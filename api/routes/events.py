@@ -24,10 +24,14 @@ from api.deps import EventIntakeDep
 from api.event_batches import MAX_EVENTS, Checked
 from api.intake import MB, read_body
 from api.problems import PROBLEM_SCHEMA, problem, problem_responses
+from api.ratelimit import RateLimit
 from api.security.deps import CurrentPrincipal
 from transforms.app_events import FIELDS_BY_TYPE, REQUIRED_FIELDS
 
 MAX_BODY_BYTES = 1 * MB
+# Counted on the principal the route verifies anyway (no second token check): each accepted
+# batch is disk in the landing zone, so one account must not be able to fill it.
+EVENTS_LIMIT = RateLimit("events", lambda settings: settings.events_rate_limit_per_minute)
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -134,6 +138,10 @@ _EXAMPLE_EVENT = {
             explained={
                 400: ("The body is not UTF-8 JSON.", "the body is not UTF-8 JSON"),
                 401: ("No valid access token.", "an access token is required"),
+                429: (
+                    "Over the caller's batches a minute (MITRA_EVENTS_RATE_LIMIT).",
+                    "more than 120 requests a minute (events); retry in 12 s",
+                ),
                 413: (
                     "The body is over 1 MB, or the batch over 500 events: split it.",
                     "the request body is larger than 1048576 bytes",
@@ -160,6 +168,7 @@ _EXAMPLE_EVENT = {
     },
 )
 async def post_events(request: Request, principal: CurrentPrincipal, intake: EventIntakeDep) -> Any:
+    await EVENTS_LIMIT.count(request, principal.rate_key)
     raw = await read_body(request, MAX_BODY_BYTES)
     result = _answer(await intake.land(raw, str(principal.user_id)))
     if result.accepted == 0:

@@ -4,12 +4,22 @@ that cannot be stored or recursed over answers 422 problem+json, never 500."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import text
 
 from api.insights.periods import FIRST_DAY, LAST_DAY, PERIODS
+from api.main import create_app
 from tests.api.conftest import Api, World, new_phone
+from tests.api.test_chat import fake_llm, llm_settings
+from tests.live_server import live_server
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 POLICY = {
     "policy_type": "term",
@@ -151,3 +161,87 @@ def test_every_conflict_of_a_new_agent_gets_one_answer(api: Api, world: World) -
             body = response.json()
             answers[what] = (body["title"], body["detail"])
     assert len(set(answers.values())) == 1, answers
+
+
+# --------------------------------------------------------------------------- rate limits
+
+
+@contextmanager
+def _app_with(api: Api, **overrides: Any) -> Iterator[str]:
+    """The app on the session's databases with some settings changed; yields its base URL."""
+    with live_server(create_app(api.settings.model_copy(update=overrides))) as base:
+        yield base
+
+
+def _signed_in(api: Api, base: str, user: uuid.UUID) -> httpx.Client:
+    return httpx.Client(
+        base_url=base, headers={"Authorization": f"Bearer {api.token(user)}"}, timeout=30
+    )
+
+
+def _event_body(user: uuid.UUID) -> dict[str, Any]:
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return {
+        "batch": [
+            {
+                "messageId": str(uuid.uuid4()),
+                "type": "track",
+                "event": "app_opened",
+                "userId": str(user),
+                "anonymousId": "a",
+                "sessionId": "s",
+                "originalTimestamp": now,
+                "sentAt": now,
+                "properties": {},
+                "context": {},
+            }
+        ]
+    }
+
+
+def _over_the_limit(response: httpx.Response, name: str) -> None:
+    _is_problem(response, 429)
+    assert int(response.headers["Retry-After"]) >= 1
+    assert name in response.json()["detail"]
+
+
+def test_event_batches_are_limited_per_caller(api: Api, world: World) -> None:
+    with _app_with(api, events_rate_limit_per_minute=2) as base:
+        with _signed_in(api, base, world.a.agent_user) as client:
+            sent = [
+                client.post("/v1/events", json=_event_body(world.a.agent_user)) for _ in range(3)
+            ]
+        with _signed_in(api, base, world.b.agent_user) as other:
+            theirs = other.post("/v1/events", json=_event_body(world.b.agent_user))
+    assert [r.status_code for r in sent[:2]] == [202, 202]
+    _over_the_limit(sent[2], "events")
+    assert theirs.status_code == 202  # another caller's budget is their own
+
+
+def test_chat_and_summaries_are_limited_per_caller(api: Api, world: World) -> None:
+    limits = {"chat_rate_limit_per_minute": 1, "summary_rate_limit_per_minute": 1}
+    with _app_with(api, **limits) as base, _signed_in(api, base, world.a.agent_user) as client:
+        asked = [client.post("/v1/chat", json={"question": "How do I sign in?"}) for _ in "12"]
+        summaries = [client.get(f"/v1/agents/{world.a.agent_id}/summary") for _ in "12"]
+    assert asked[0].status_code == 200
+    _over_the_limit(asked[1], "chat")
+    assert summaries[0].status_code == 503  # no marts in this warehouse: counted all the same
+    _over_the_limit(summaries[1], "summary")
+
+
+def test_language_model_calls_are_capped_per_insurer_and_day(api: Api, world: World) -> None:
+    with (
+        fake_llm() as llm,
+        _app_with(
+            api, **llm_settings(llm.base_url), llm_calls_per_tenant_per_day=2, redis_url=REDIS_URL
+        ) as base,
+    ):
+        with _signed_in(api, base, world.a.agent_user) as agent:
+            mine = [agent.post("/v1/chat", json={"question": "How do I sign in?"}) for _ in "123"]
+        with _signed_in(api, base, world.b.agent_user) as other:
+            theirs = other.post("/v1/chat", json={"question": "How do I sign in?"})
+    assert [r.json()["source"] for r in mine[:2]] == ["llm", "llm"]
+    _over_the_limit(mine[2], "language-model")
+    assert int(mine[2].headers["Retry-After"]) <= 24 * 3600  # until midnight IST
+    assert theirs.status_code == 200 and theirs.json()["source"] == "llm"
+    assert len(llm.requests) == 3  # the refused question never reached the model
