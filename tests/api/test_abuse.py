@@ -3,13 +3,16 @@ that cannot be stored or recursed over answers 422 problem+json, never 500."""
 
 from __future__ import annotations
 
+import socket
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from sqlalchemy import text
 
@@ -18,6 +21,7 @@ from api.main import create_app
 from tests.api.conftest import Api, World, new_phone
 from tests.api.test_chat import fake_llm, llm_settings
 from tests.live_server import live_server
+from warehouse import urls
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -245,3 +249,107 @@ def test_language_model_calls_are_capped_per_insurer_and_day(api: Api, world: Wo
     assert int(mine[2].headers["Retry-After"]) <= 24 * 3600  # until midnight IST
     assert theirs.status_code == 200 and theirs.json()["source"] == "llm"
     assert len(llm.requests) == 3  # the refused question never reached the model
+
+
+# --------------------------------------------------------------------------- mart exports
+
+EXPORT_MART = "agent_performance_monthly"
+
+
+@pytest.fixture(scope="module")
+def wide_warehouse(make_database: Callable[[str], str]) -> str:
+    """A warehouse with one mart of ~20 MB of CSV: more than a socket's buffers hold."""
+    url = make_database("marts_wide")
+    with psycopg.connect(urls.libpq_url(url)) as conn:
+        conn.execute("CREATE SCHEMA marts")
+        conn.execute(
+            "CREATE TABLE marts.agent_performance_monthly (provider_id uuid, agent_id uuid,"
+            " month_start date, territory text, note text)"
+        )
+        conn.execute(
+            "INSERT INTO marts.agent_performance_monthly SELECT gen_random_uuid(),"
+            " gen_random_uuid(), date '2025-01-01', 'north', repeat('x', 1000)"
+            " FROM generate_series(1, 20000)"
+        )
+    return url
+
+
+def _exports_running(warehouse_url: str) -> int:
+    with psycopg.connect(urls.libpq_url(warehouse_url)) as conn:
+        return conn.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE application_name = 'agent_mitra_export' AND datname = current_database()"
+        ).fetchone()[0]
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 30) -> bool:
+    """Whether `condition` holds within `seconds` (polled; the deadline is generous)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+@contextmanager
+def _stalled_export(base: str, token: str) -> Iterator[socket.socket]:
+    """An export whose client reads the status line, then nothing more (a tiny receive buffer,
+    so the server's sends block as soon as the kernel's buffers are full)."""
+    host, port = base.removeprefix("http://").split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(60)
+    sock.connect((host, int(port)))
+    try:
+        sock.sendall(
+            f"GET /v1/marts/{EXPORT_MART}?format=csv HTTP/1.1\r\nHost: {host}\r\n"
+            f"Authorization: Bearer {token}\r\n\r\n".encode()
+        )
+        assert sock.recv(64).startswith(b"HTTP/1.1 200")
+        yield sock
+    finally:
+        sock.close()
+
+
+def _drain(sock: socket.socket) -> int:
+    """Bytes left to read until the server closes the connection."""
+    size = 0
+    while chunk := sock.recv(1 << 16):
+        size += len(chunk)
+    return size
+
+
+def test_a_client_that_stops_reading_an_export_is_cut_off(
+    api: Api, world: World, wide_warehouse: str
+) -> None:
+    settings = {"warehouse_url": wide_warehouse, "export_send_timeout_seconds": 1}
+    with _app_with(api, **settings) as base:
+        with _stalled_export(base, api.token(world.super_user)) as stalled:
+            assert _wait_for(lambda: _exports_running(wide_warehouse) == 1)
+            # The server gives up on the stalled client: the warehouse connection is returned
+            # (long before the 15-minute statement timeout) and the transfer cut short.
+            assert _wait_for(lambda: _exports_running(wide_warehouse) == 0)
+            assert _drain(stalled) < 20_000 * 1000
+        with _signed_in(api, base, world.super_user) as client:  # the slot was given back
+            whole = client.get(f"/v1/marts/{EXPORT_MART}", params={"format": "csv", "limit": 5})
+    assert whole.status_code == 200 and len(whole.text.splitlines()) == 6
+
+
+def test_exports_running_at_once_are_capped_per_caller(
+    api: Api, world: World, wide_warehouse: str
+) -> None:
+    settings = {"warehouse_url": wide_warehouse, "exports_per_caller": 1}
+    path, small = f"/v1/marts/{EXPORT_MART}", {"format": "csv", "limit": 5}
+    with _app_with(api, **settings) as base:
+        with (
+            _stalled_export(base, api.token(world.super_user)),
+            _signed_in(api, base, world.super_user) as same,
+            _signed_in(api, base, world.a.admin_user) as other,
+        ):
+            second = same.get(path, params=small)
+            others = other.get(path, params=small)
+        with _signed_in(api, base, world.super_user) as same:  # the stalled one hung up
+            assert _wait_for(lambda: same.get(path, params=small).status_code == 200)
+    _over_the_limit(second, "exports at once")
+    assert others.status_code == 200
