@@ -2,8 +2,8 @@
 
     @router.get("/...", dependencies=[Depends(RateLimit("insights", per_minute=120))])
 
-The caller is the user of a valid access token, else the client address (behind a proxy, run
-uvicorn with `--proxy-headers --forwarded-allow-ips=...` so that is the real client). Each
+The caller is the user of a valid access token, else the client address (behind a proxy, name
+it in `MITRA_FORWARDED_ALLOW_IPS` so that is the real client: `api.main.uvicorn_proxy_flags`). Each
 (limit name, caller) gets a window of one minute that starts at its first request: `INCR`,
 `PTTL` and `PEXPIRE` on the first, in a Lua script (atomic across workers), batched with the
 other requests of the same event-loop turn into one round trip (`api.redis_batch`; the counter

@@ -4,6 +4,7 @@ that cannot be stored or recursed over answers 422 problem+json, never 500."""
 from __future__ import annotations
 
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,13 +15,15 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+import uvicorn
 from sqlalchemy import text
+from uvicorn.main import main as uvicorn_main
 
 from api.insights.periods import FIRST_DAY, LAST_DAY, PERIODS
-from api.main import create_app
+from api.main import create_app, uvicorn_proxy_flags
 from tests.api.conftest import Api, World, new_phone
 from tests.api.test_chat import fake_llm, llm_settings
-from tests.live_server import live_server
+from tests.live_server import free_port, live_server
 from warehouse import urls
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -353,3 +356,56 @@ def test_exports_running_at_once_are_capped_per_caller(
             assert _wait_for(lambda: same.get(path, params=small).status_code == 200)
     _over_the_limit(second, "exports at once")
     assert others.status_code == 200
+
+
+# --------------------------------------------------------------------------- proxies
+
+
+@contextmanager
+def _served_as_on_the_command_line(api: Api, **overrides: Any) -> Iterator[str]:
+    """The app under uvicorn configured from the flags `mitra api` passes (parsed by uvicorn's
+    own command line), so what is tested is what runs."""
+    settings = api.settings.model_copy(update=overrides)
+    flags = ["api.main:create_app", "--factory", *uvicorn_proxy_flags(settings)]
+    params = uvicorn_main.make_context("uvicorn", flags).params
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings, otp_sender=api.sender),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        proxy_headers=params["proxy_headers"],
+        forwarded_allow_ips=params["forwarded_allow_ips"],
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    assert _wait_for(lambda: server.started or not thread.is_alive())
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def _address_recorded(api: Api, base: str) -> str:
+    """The client address an OTP request from here, claiming 203.0.113.9, is recorded with."""
+    phone = new_phone()
+    with httpx.Client(base_url=base, timeout=30) as client:
+        answer = client.post(
+            "/v1/auth/otp/request",
+            json={"phone": phone},
+            headers={"X-Forwarded-For": "203.0.113.9"},
+        )
+    assert answer.status_code == 202, answer.text
+    with api.engine.connect() as conn:
+        return conn.execute(
+            text("SELECT host(ip_address) FROM otp_challenges WHERE phone = :p"), {"p": phone}
+        ).scalar_one()
+
+
+def test_forwarded_addresses_are_ignored_unless_the_proxy_is_trusted(api: Api) -> None:
+    with _served_as_on_the_command_line(api) as base:
+        assert _address_recorded(api, base) == "127.0.0.1"  # a local peer is not a proxy
+    with _served_as_on_the_command_line(api, forwarded_allow_ips="127.0.0.1") as base:
+        assert _address_recorded(api, base) == "203.0.113.9"
