@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, R
 from fastapi.concurrency import run_in_threadpool
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field, create_model
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -39,6 +39,15 @@ from warehouse.operational.enums import UserRole
 from warehouse.operational.models import IdempotencyKey
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
+PURGE_LIMIT = 100  # expired keys deleted by one keyed create, beside the caller's own
+# The caller's key if it has expired (so it can be used afresh), and a few more expired ones, so
+# the table stays about one TTL of keys. Run on the engine's own login (the tables' owner), not
+# as the API role, which holds no DELETE here: no request can remove another's live keys.
+_PURGE_EXPIRED = text(
+    "DELETE FROM idempotency_keys WHERE expires_at <= now() AND ((user_id = :user AND key = :key)"
+    " OR (user_id, key) IN (SELECT user_id, key FROM idempotency_keys WHERE expires_at <= now()"
+    " ORDER BY expires_at LIMIT :limit FOR UPDATE SKIP LOCKED))"
+)
 # PostgreSQL text cannot hold NUL: such a filter is the client's error, not a 500.
 _FilterText = Annotated[str, Field(pattern=NO_NUL)]
 
@@ -209,12 +218,19 @@ def _replay(stored: IdempotencyKey) -> Response:
     )
 
 
+def _purge_expired_keys(engines: Any, principal: Principal, key: str) -> None:
+    with engines.operational.begin() as conn:
+        conn.execute(_PURGE_EXPIRED, {"user": principal.user_id, "key": key, "limit": PURGE_LIMIT})
+
+
 def _stored_answer(
     engines: Any, principal: Principal, key: str, digest: str, path: str
 ) -> Response | None:
+    """The answer stored for the caller's `key`, replayed; None when there is none or it has
+    expired (then the request runs as new)."""
     with scoped_session(engines.operational, principal) as session:
         stored = session.get(IdempotencyKey, (principal.user_id, key))
-        if stored is None:
+        if stored is None or stored.expires_at <= datetime.now(UTC):
             return None
         if stored.request_hash != digest or stored.path != path:
             raise HTTPException(
@@ -301,8 +317,9 @@ def crud_router(resource: Resource) -> APIRouter:
         ] = None,
     ) -> Response:
         """Creates the row and its audit entry. With `Idempotency-Key`, a retry of the same
-        request returns the stored answer (`Idempotency-Replayed: true`) instead of a copy; the
-        same key with another body is a 422."""
+        request within 24 hours returns the stored answer (`Idempotency-Replayed: true`)
+        instead of a copy; the same key with another body is a 422. After 24 hours the key is
+        forgotten and may be used afresh."""
         digest = request_hash(await request.body())
         return await run_in_threadpool(
             _create,
@@ -393,6 +410,7 @@ def _create(
     path: str,
 ) -> Response:
     if key is not None:
+        _purge_expired_keys(engines, principal, key)
         stored = _stored_answer(engines, principal, key, digest, path)
         if stored is not None:
             return stored

@@ -120,15 +120,6 @@ def test_a_day_at_the_ends_of_the_calendar_is_422(
     _is_problem(response)
 
 
-def test_a_policyholder_name_with_ordinary_text_still_creates(api: Api, world: World) -> None:
-    with api.client(world.a.agent_user) as client:
-        created = client.post(
-            "/v1/policyholders",
-            json={"customer_code": f"OK-{uuid.uuid4().hex[:8]}", "full_name": "Meera Iyer"},
-        )
-    assert created.status_code == 201, created.text
-
-
 def test_every_period_of_the_first_and_last_day_allowed_stays_in_the_calendar() -> None:
     for spec in PERIODS.values():
         for day in (FIRST_DAY, LAST_DAY):
@@ -409,3 +400,67 @@ def test_forwarded_addresses_are_ignored_unless_the_proxy_is_trusted(api: Api) -
         assert _address_recorded(api, base) == "127.0.0.1"  # a local peer is not a proxy
     with _served_as_on_the_command_line(api, forwarded_allow_ips="127.0.0.1") as base:
         assert _address_recorded(api, base) == "203.0.113.9"
+
+
+# --------------------------------------------------------------------------- idempotency keys
+
+
+def _expire_key(api: Api, key: str) -> None:
+    with api.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE idempotency_keys SET expires_at = now() - interval '1 s' WHERE key = :k"),
+            {"k": key},
+        )
+
+
+@pytest.fixture
+def expiring_policies(api: Api) -> Iterator[list[str]]:
+    """Policy numbers a test creates, deleted afterwards: the session's world stays as the
+    other tests of the session expect it."""
+    numbers: list[str] = []
+    yield numbers
+    with api.engine.begin() as conn:
+        conn.execute(
+            text("DELETE FROM insurance_policies WHERE policy_number = ANY(:n)"), {"n": numbers}
+        )
+
+
+def test_an_expired_idempotency_key_is_not_replayed_and_expired_keys_are_purged(
+    api: Api, world: World, expiring_policies: list[str]
+) -> None:
+    a = world.a
+    key = f"expiring-{uuid.uuid4()}"
+    expiring_policies.extend(["EXP-1", "EXP-2"])
+    body = {**POLICY, "policy_number": "EXP-1", "policyholder_id": str(a.holder_id)}
+    with api.client(a.agent_user) as client:
+        first = client.post("/v1/policies", json=body, headers={"Idempotency-Key": key})
+        assert first.status_code == 201, first.text
+        # Someone else's keys that expired long ago, and the caller's own now expired.
+        with api.engine.begin() as conn:
+            for n in range(3):
+                conn.execute(
+                    text(
+                        "INSERT INTO idempotency_keys (user_id, key, method, path, request_hash,"
+                        " status_code, response_body, expires_at) VALUES (:u, :k, 'POST',"
+                        " '/v1/policies', 'x', 201, '{}', now() - interval '2 days')"
+                    ),
+                    {"u": world.b.agent_user, "k": f"old-{uuid.uuid4()}-{n}"},
+                )
+        _expire_key(api, key)
+        again = client.post(
+            "/v1/policies",
+            json={**body, "policy_number": "EXP-2"},
+            headers={"Idempotency-Key": key},
+        )
+    assert again.status_code == 201, again.text  # a new request, not a replay or a 422
+    assert "idempotency-replayed" not in again.headers
+    assert again.json()["id"] != first.json()["id"]
+    with api.engine.connect() as conn:
+        expired = conn.execute(
+            text("SELECT count(*) FROM idempotency_keys WHERE expires_at <= now()")
+        ).scalar_one()
+        stored = conn.execute(
+            text("SELECT response_body->>'policy_number' FROM idempotency_keys WHERE key = :k"),
+            {"k": key},
+        ).scalar_one()
+    assert expired == 0 and stored == "EXP-2"
