@@ -16,7 +16,7 @@ import httpx
 import psycopg
 import pytest
 import uvicorn
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from uvicorn.main import main as uvicorn_main
 
 from api.insights.periods import FIRST_DAY, LAST_DAY, PERIODS
@@ -25,6 +25,7 @@ from tests.api.conftest import Api, World, new_phone
 from tests.api.test_chat import fake_llm, llm_settings
 from tests.live_server import free_port, live_server
 from warehouse import urls
+from warehouse.operational.rls import API_ROLE
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -464,3 +465,29 @@ def test_an_expired_idempotency_key_is_not_replayed_and_expired_keys_are_purged(
             {"k": key},
         ).scalar_one()
     assert expired == 0 and stored == "EXP-2"
+
+
+def test_a_login_without_delete_on_the_keys_still_creates_with_a_key(
+    api: Api, world: World, expiring_policies: list[str]
+) -> None:
+    """Production's login is only a member of the API role: the purge is then skipped (an
+    owner's job does it), never a failed create."""
+    role = f"mitra_test_login_{uuid.uuid4().hex[:8]}"
+    with api.engine.begin() as conn:
+        conn.execute(text(f"CREATE ROLE {role} LOGIN IN ROLE {API_ROLE}"))
+    try:
+        login_url = make_url(api.settings.operational_url).set(username=role, password=None)
+        body = {**POLICY, "policy_number": "EXP-3", "policyholder_id": str(world.a.holder_id)}
+        expiring_policies.append("EXP-3")
+        with (
+            _app_with(api, operational_url=login_url.render_as_string(hide_password=False)) as base,
+            _signed_in(api, base, world.a.agent_user) as client,
+        ):
+            key = {"Idempotency-Key": f"login-{uuid.uuid4()}"}
+            created = client.post("/v1/policies", json=body, headers=key)
+            replayed = client.post("/v1/policies", json=body, headers=key)
+        assert created.status_code == 201, created.text
+        assert replayed.headers["idempotency-replayed"] == "true"
+    finally:
+        with api.engine.begin() as conn:
+            conn.execute(text(f"DROP ROLE {role}"))
