@@ -10,7 +10,8 @@ duplicates, which ingestion drops on `messageId`.
 Statuses: 202 when at least one event is accepted (the others listed with reasons); 422 with the
 same `accepted` / `rejected` members when none is (nothing to retry: the app should drop them);
 413 for a body over 1 MB or a batch over 500 events (the app splits it, whichever limit it hit);
-400 when the body is not UTF-8 JSON; 422 when it is JSON but not `{"batch": [...]}`.
+400 when the body is not UTF-8 JSON; 422 when it is JSON but not `{"batch": [...]}`, or nests
+deeper than `api.json_limits.MAX_JSON_DEPTH`; 429 over the caller's batches a minute.
 """
 
 from __future__ import annotations
@@ -149,8 +150,9 @@ _EXAMPLE_EVENT = {
             }
         ),
         422: {
-            "description": 'The body is not `{"batch": [...]}` with 1 to 500 events, or no '
-            "event was accepted (then `accepted` and `rejected` say why, per event).",
+            "description": 'The body is not `{"batch": [...]}` with 1 to 500 events, nests '
+            "objects or arrays deeper than 32 levels (the body itself counted), or no event "
+            "was accepted (then `accepted` and `rejected` say why, per event).",
             "content": {
                 "application/problem+json": {
                     "schema": PROBLEM_SCHEMA,
