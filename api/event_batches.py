@@ -41,6 +41,7 @@ from typing import Any
 import orjson
 from fastapi import HTTPException, status
 
+from api.json_limits import TOO_DEEP, nested_deeper
 from transforms.app_events import parse_app_events
 
 MAX_EVENTS = 500
@@ -116,13 +117,15 @@ def _items(text: str, at: int) -> list[Span]:
 
 def batch_events(raw: bytes) -> list[tuple[str, Any]]:
     """Each event of the body's `batch`, as its text and its value, or the 4xx the body
-    deserves: 400 not UTF-8 JSON, 422 not `{"batch": [...]}` with at least one event, 413 over
-    500."""
+    deserves: 400 not UTF-8 JSON, 422 not `{"batch": [...]}` with at least one event or nested
+    deeper than `MAX_JSON_DEPTH` (the span walk below recurses), 413 over 500."""
     try:
         text = raw.decode("utf-8")
         document = orjson.loads(raw)
     except (UnicodeDecodeError, orjson.JSONDecodeError) as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "the body is not UTF-8 JSON") from exc
+    if nested_deeper(document):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, TOO_DEEP)
     events = document.get("batch") if isinstance(document, dict) else None
     if not isinstance(events, list) or not events:
         raise HTTPException(

@@ -16,6 +16,9 @@ What each request keeps, as if it were alone:
 - **Durable before its 202**: a request is answered only after the file holding its lines is
   fsynced (`api.landing.write_durably`); if that write fails, every request whose lines it held
   gets the error, and none of them was acknowledged.
+- **Isolation from the others' input**: when the group's parser call fails, each batch is
+  checked again alone, so only the batch that breaks the parser fails (with a 500: a fault of
+  ours, its events not acknowledged); the others land as usual.
 - **Its own receipt time**: `receivedAt` is taken when the request's body has arrived, not when
   its group runs; the group is split by receipt day (IST), one file per day folder.
 - **Arrival order**: lines are written in arrival order and file names increase with time, the
@@ -117,20 +120,41 @@ class EventIntake:
             outcomes.append(checked)
             by_day[receipt_day(waiting.moment)][position] = checked
         for day, batches in by_day.items():
+            for position, exc in _check_apart(day, batches).items():
+                outcomes[position] = exc
+                del batches[position]
             try:
-                self._land_day(day, list(batches.values()))
+                self._write_day(day, list(batches.values()))
             except Exception as exc:  # nothing of this day was acknowledged
                 for position in batches:
                     outcomes[position] = exc
         return outcomes
 
-    def _land_day(self, day: date, batches: list[Checked]) -> None:
-        """Run the parser over `batches` (received on `day`) and write what it accepts."""
-        apply_parser(batches, day)
+    def _write_day(self, day: date, batches: list[Checked]) -> None:
+        """Write the accepted lines of `batches` (received on `day`) as one durable file."""
         data = b"".join(line + b"\n" for batch in batches for line in batch.lines.values())
         if data:
             folder = day_folder(self.landing_root, APP_EVENTS, day)
             write_durably(folder, f"{unique_stem()}.ndjson", data)
+
+
+def _check_apart(day: date, batches: dict[int, Checked]) -> dict[int, Exception]:
+    """Run the parser over `batches` (by position in the group) together, and when that call
+    fails, over each batch alone: one request's input must never fail another's. Returns the
+    error of each batch that fails on its own (its request alone is answered with it)."""
+    try:
+        apply_parser(list(batches.values()), day)
+        return {}
+    except Exception as exc:  # which batch broke it is not known: find out, one call each
+        if len(batches) == 1:
+            return dict.fromkeys(batches, exc)
+    failed: dict[int, Exception] = {}
+    for position, checked in batches.items():
+        try:
+            apply_parser([checked], day)
+        except Exception as exc:
+            failed[position] = exc
+    return failed
 
 
 def _settle(group: list[_Waiting], outcomes: list[Checked | Exception]) -> None:

@@ -41,6 +41,16 @@ DB_POOL_SIZE = WORKER_THREADS
 READ_POOL_SIZE = 10
 
 
+def uvicorn_proxy_flags(settings: Settings) -> list[str]:
+    """uvicorn's command-line flags for proxy headers: trusted only from the proxies named in
+    `MITRA_FORWARDED_ALLOW_IPS`. uvicorn's own default trusts `X-Forwarded-For` from any local
+    peer, so anything on the host could pose as any client address (rate limits, OTP limits and
+    audit rows are keyed on it); with no proxy named, the peer is the client."""
+    if not settings.forwarded_allow_ips.strip():
+        return ["--no-proxy-headers"]
+    return ["--proxy-headers", "--forwarded-allow-ips", settings.forwarded_allow_ips]
+
+
 def create_app(settings: Settings | None = None, *, otp_sender: OtpSender | None = None) -> FastAPI:
     """Build the app for `settings` (the environment's when not given).
 

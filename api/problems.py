@@ -11,6 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.json_limits import TOO_DEEP
+
 PROBLEM_JSON = "application/problem+json"
 _log = logging.getLogger(__name__)
 
@@ -70,6 +72,10 @@ def problem(
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if exc.status_code == 400 and isinstance(exc.__cause__, RecursionError):
+        # FastAPI's body parse gave up on a body nested too deep for the decoder: the client's
+        # input, not unreadable JSON.
+        return problem(422, TOO_DEEP, instance=request.url.path)
     response = problem(
         exc.status_code, str(exc.detail) if exc.detail else None, instance=request.url.path
     )

@@ -2,8 +2,8 @@
 
     @router.get("/...", dependencies=[Depends(RateLimit("insights", per_minute=120))])
 
-The caller is the user of a valid access token, else the client address (behind a proxy, run
-uvicorn with `--proxy-headers --forwarded-allow-ips=...` so that is the real client). Each
+The caller is the user of a valid access token, else the client address (behind a proxy, name
+it in `MITRA_FORWARDED_ALLOW_IPS` so that is the real client: `api.main.uvicorn_proxy_flags`). Each
 (limit name, caller) gets a window of one minute that starts at its first request: `INCR`,
 `PTTL` and `PEXPIRE` on the first, in a Lua script (atomic across workers), batched with the
 other requests of the same event-loop turn into one round trip (`api.redis_batch`; the counter
@@ -16,14 +16,20 @@ limited response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`, added 
 `RateLimitHeadersMiddleware` (a route that returns a `Response` itself would drop headers set by
 a dependency). Without Redis, or while it is unreachable, each process counts on its own (a
 looser limit rather than none, and never a 5xx).
+
+The same counters keep each insurer's daily budget of language-model calls (`spend_llm_call`):
+a window that ends at midnight IST, keyed by tenant and day, so chat and summaries cannot run
+up a model bill however many accounts ask.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
 from time import monotonic
 from typing import Any
 
@@ -92,13 +98,13 @@ class _LocalWindows:
         self._windows: dict[str, tuple[int, float]] = {}
         self._max_keys = max_keys
 
-    def hit(self, key: str, limit: int) -> RateLimitState:
+    def hit(self, key: str, limit: int, window_ms: int = WINDOW_MS) -> RateLimitState:
         now = monotonic()
         count, ends = self._windows.get(key, (0, 0.0))
         if ends <= now:
             if len(self._windows) >= self._max_keys:
                 self._windows = {k: w for k, w in self._windows.items() if w[1] > now}
-            count, ends = 0, now + WINDOW_MS / 1000
+            count, ends = 0, now + window_ms / 1000
         self._windows[key] = (count + 1, ends)
         return RateLimitState(limit, count + 1, int((ends - now) * 1000))
 
@@ -122,17 +128,21 @@ class RateLimiter:
         self._down_until = 0.0
         self._local = _LocalWindows()
 
-    async def hit(self, name: str, caller: str, limit: int) -> RateLimitState:
+    async def hit(
+        self, name: str, caller: str, limit: int, window_ms: int = WINDOW_MS
+    ) -> RateLimitState:
+        """Count one request of `caller` under `name` in its window of `window_ms` (a minute,
+        or longer for budgets such as a day's language-model calls)."""
         key = f"{self._prefix}:{name}:{caller}"
         if self._hits is not None and monotonic() >= self._down_until:
             try:
-                count, reset_ms = await self._hits.call((), (key, WINDOW_MS))
+                count, reset_ms = await self._hits.call((), (key, window_ms))
                 return RateLimitState(limit, count, reset_ms)
             except RedisError as exc:
                 self._metrics.cache_errors.labels("rate_limit").inc()
                 _log.warning("rate limits counted per process: Redis failed (%s)", exc)
                 self._down_until = monotonic() + self._retry_after_error
-        return self._local.hit(key, limit)
+        return self._local.hit(key, limit, window_ms)
 
     def refused(self, name: str) -> None:
         self._metrics.rate_limited.labels(name).inc()
@@ -203,3 +213,37 @@ class RateLimitHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+# --------------------------------------------------------------------------- language-model budget
+
+LLM_BUDGET = "llm_day"
+_IST = timezone(timedelta(hours=5, minutes=30))
+
+
+def llm_budget_key(tenant_ids: Iterable[uuid.UUID], day: date) -> str:
+    """Whose daily budget a language-model call spends: the insurer's (the lowest id when a
+    policyholder holds policies with several), or `none`, shared by every caller without an
+    insurer (open sign-up), so new accounts cannot multiply the budget."""
+    tenants = sorted(str(t) for t in tenant_ids)
+    return f"{tenants[0] if tenants else 'none'}:{day.isoformat()}"
+
+
+async def spend_llm_call(request: Request, tenant_ids: Iterable[uuid.UUID]) -> None:
+    """Count one language-model call against the tenant's budget of the day (IST), or raise 429
+    with `Retry-After` (until midnight IST) when it is spent. Call it just before the model is
+    asked, so only real calls count; from a worker thread, through `anyio.from_thread.run`."""
+    limiter: RateLimiter = request.app.state.rate_limiter
+    limit = request.app.state.settings.llm_calls_per_tenant_per_day
+    now = datetime.now(_IST)
+    midnight = datetime.combine(now.date() + timedelta(days=1), time(), _IST)
+    window_ms = max(int((midnight - now).total_seconds() * 1000), 1)
+    state = await limiter.hit(LLM_BUDGET, llm_budget_key(tenant_ids, now.date()), limit, window_ms)
+    if not state.allowed:
+        limiter.refused(LLM_BUDGET)
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"the insurer's {limit} language-model answers of the day are used up;"
+            f" retry in {state.retry_after} s",
+            headers={"Retry-After": str(state.retry_after)},
+        )

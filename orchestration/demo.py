@@ -300,9 +300,11 @@ def serve_forever(settings: Settings, *, api_port: int | None, ui_port: int | No
     bin_dir = os.path.dirname(sys.executable)
     commands: list[list[str]] = []
     if api_port:
+        from api.main import uvicorn_proxy_flags
+
         commands.append(
             [f"{bin_dir}/uvicorn", "api.main:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(api_port)]
+             "--port", str(api_port), *uvicorn_proxy_flags(settings)]
         )  # fmt: skip
         print(f"API:        http://127.0.0.1:{api_port}/docs  (readiness: /readyz)")
     if ui_port:

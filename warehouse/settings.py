@@ -118,6 +118,53 @@ class Settings(BaseSettings):
         description="Mart exports a minute per caller: a few files, a script pages by date.",
     )
 
+    events_rate_limit_per_minute: int = Field(
+        120,
+        ge=1,
+        validation_alias=_env("MITRA_EVENTS_RATE_LIMIT"),
+        description="Event batches a minute per caller (the app sends one every few seconds).",
+    )
+    chat_rate_limit_per_minute: int = Field(
+        20,
+        ge=1,
+        validation_alias=_env("MITRA_CHAT_RATE_LIMIT"),
+        description="Chatbot questions a minute per caller.",
+    )
+    summary_rate_limit_per_minute: int = Field(
+        20,
+        ge=1,
+        validation_alias=_env("MITRA_SUMMARY_RATE_LIMIT"),
+        description="Month summaries a minute per caller.",
+    )
+    llm_calls_per_tenant_per_day: int = Field(
+        5000,
+        ge=1,
+        validation_alias=_env("MITRA_LLM_CALLS_PER_TENANT_PER_DAY"),
+        description="Language-model calls (chat, summaries) a day (IST) per insurer; callers "
+        "without an insurer share one such budget. Over it: 429 until midnight.",
+    )
+    export_send_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=600,
+        validation_alias=_env("MITRA_EXPORT_SEND_TIMEOUT_SECONDS"),
+        description="Longest wait for a client to take the next part of a mart export; a "
+        "stalled client is cut off and its warehouse connection returned.",
+    )
+    exports_per_caller: int = Field(
+        2,
+        ge=1,
+        validation_alias=_env("MITRA_EXPORTS_PER_CALLER"),
+        description="Mart exports one caller may run at once, per API process (429 beyond).",
+    )
+    forwarded_allow_ips: str = Field(
+        "",
+        validation_alias=_env("MITRA_FORWARDED_ALLOW_IPS"),
+        description="Proxies whose X-Forwarded-For/-Proto uvicorn trusts (comma-separated "
+        "addresses or networks, as uvicorn's --forwarded-allow-ips). Empty: none, the peer "
+        "address is the client.",
+    )
+
     jwt_secret: SecretStr = Field(
         SecretStr(DEV_SECRETS["jwt_secret"]), validation_alias=_env("MITRA_JWT_SECRET")
     )

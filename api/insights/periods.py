@@ -18,6 +18,12 @@ class Period(StrEnum):
     YEAR = "year"  # Indian financial year, April to March
 
 
+# The days a period may be asked for: far inside the calendar, so that the period's start, the
+# one before it and their ends never fall off `date.min` / `date.max`.
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(2999, 12, 31)
+
+
 def month_start(day: date) -> date:
     return day.replace(day=1)
 

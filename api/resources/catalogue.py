@@ -74,6 +74,11 @@ def _agent_scope(model: Any, role: UserRole, for_write: bool) -> list[ColumnElem
     return []
 
 
+# Whether a phone is a customer's, another insurer's agent or this insurer's must not show:
+# every clash of a new agent (phone, code, WhatsApp number) gets this one answer.
+AGENT_CONFLICT = "this agent cannot be created: its phone or code is already in use"
+
+
 def _prepare_agent(
     session: Session, principal: Principal, values: dict[str, Any]
 ) -> dict[str, Any]:
@@ -87,7 +92,7 @@ def _prepare_agent(
         session.add(user)
         session.flush()
     elif user.role is not UserRole.AGENT:
-        raise HTTPException(status.HTTP_409_CONFLICT, "this phone belongs to a non-agent user")
+        raise HTTPException(status.HTTP_409_CONFLICT, AGENT_CONFLICT)
     return {**values, "provider_id": tenant, "user_id": user.id}
 
 
@@ -105,6 +110,7 @@ AGENTS = Resource(
     deleted=lambda: {"status": AgentStatus.TERMINATED},
     scope=_agent_scope,
     prepare=_prepare_agent,
+    conflict=AGENT_CONFLICT,
 )
 
 

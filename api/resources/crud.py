@@ -9,6 +9,7 @@ Every write adds its audit row in the same transaction.
 reads their annotations as objects.)
 """
 
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,15 +20,16 @@ import orjson
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from psycopg_pool import AsyncConnectionPool
-from pydantic import BaseModel, create_model
-from sqlalchemy import ColumnElement, select
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from pydantic import BaseModel, Field, create_model
+from sqlalchemy import ColumnElement, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError, ProgrammingError
 from sqlalchemy.orm import Session
 
 from api import audit
 from api.context import RequestContext, RequestContextDep
 from api.db import CompiledQuery, compile_query, scoped_connection, scoped_rows, scoped_session
 from api.deps import EnginesDep
+from api.json_limits import NO_NUL
 from api.problems import problem_responses
 from api.resources import scoping
 from api.resources.paging import DEFAULT_LIMIT, MAX_LIMIT, after_cursor, encode_cursor
@@ -37,7 +39,21 @@ from api.security.tokens import Principal
 from warehouse.operational.enums import UserRole
 from warehouse.operational.models import IdempotencyKey
 
+_log = logging.getLogger(__name__)
 IDEMPOTENCY_TTL = timedelta(hours=24)
+PURGE_LIMIT = 100  # expired keys deleted by one keyed create, beside the caller's own
+# The caller's key if it has expired (so it can be used afresh), and a few more expired ones, so
+# the table stays about one TTL of keys. Run on the engine's own login (the tables' owner), not
+# as the API role, which holds no DELETE here: no request can remove another's live keys. A
+# login without DELETE on the table (a production login that is only a member of the API role)
+# skips it: then an owner's job must purge (`DELETE ... WHERE expires_at <= now()`).
+_PURGE_EXPIRED = text(
+    "DELETE FROM idempotency_keys WHERE expires_at <= now() AND ((user_id = :user AND key = :key)"
+    " OR (user_id, key) IN (SELECT user_id, key FROM idempotency_keys WHERE expires_at <= now()"
+    " ORDER BY expires_at LIMIT :limit FOR UPDATE SKIP LOCKED))"
+)
+# PostgreSQL text cannot hold NUL: such a filter is the client's error, not a 500.
+_FilterText = Annotated[str, Field(pattern=NO_NUL)]
 
 # A scope sees only the caller's role; the caller's ids are parameters (api.resources.scoping).
 Scope = Callable[[Any, UserRole, bool], list[ColumnElement[bool]]]
@@ -63,6 +79,9 @@ class Resource:
     prepare: Prepare  # fill tenant and owner on create, check referenced rows; may raise
     tag: str = ""
     examples: dict[str, Any] = field(default_factory=dict)
+    # One detail for every 409 of the resource, when which constraint clashed would tell a
+    # tenant about another's rows (a phone registered elsewhere): None names the constraint.
+    conflict: str | None = None
 
 
 def _page_model(resource: Resource) -> type[BaseModel]:
@@ -74,7 +93,10 @@ def _page_model(resource: Resource) -> type[BaseModel]:
 
 
 def _filter_model(resource: Resource) -> type[BaseModel]:
-    fields: dict[str, Any] = {name: (kind | None, None) for name, kind in resource.filters.items()}
+    fields: dict[str, Any] = {
+        name: ((_FilterText if kind is str else kind) | None, None)
+        for name, kind in resource.filters.items()
+    }
     fields["limit"] = (Annotated[int, Query(ge=1, le=MAX_LIMIT)], DEFAULT_LIMIT)
     fields["cursor"] = (Annotated[str | None, Query(max_length=200)], None)
     model = create_model(
@@ -151,14 +173,15 @@ def visible(
     return row
 
 
-def database_error(exc: DBAPIError) -> HTTPException:
-    """A constraint the database enforced, as the client's error (never a 5xx)."""
+def database_error(exc: DBAPIError, conflict: str | None = None) -> HTTPException:
+    """A constraint the database enforced, as the client's error (never a 5xx); a unique
+    violation is a 409 saying `conflict` when given."""
     orig = getattr(exc, "orig", None)
     sqlstate = getattr(orig, "sqlstate", None) or ""
     diag = getattr(orig, "diag", None)
     constraint = getattr(diag, "constraint_name", None) or "a constraint"
     if sqlstate == "23505":
-        return HTTPException(status.HTTP_409_CONFLICT, f"already exists ({constraint})")
+        return HTTPException(status.HTTP_409_CONFLICT, conflict or f"already exists ({constraint})")
     if sqlstate in ("23503", "23514", "23502", "22001", "22003", "22007", "22008", "22P02"):
         return HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"the values break {constraint}"
@@ -199,12 +222,23 @@ def _replay(stored: IdempotencyKey) -> Response:
     )
 
 
+def _purge_expired_keys(engines: Any, principal: Principal, key: str) -> None:
+    params = {"user": principal.user_id, "key": key, "limit": PURGE_LIMIT}
+    try:
+        with engines.operational.begin() as conn:
+            conn.execute(_PURGE_EXPIRED, params)
+    except ProgrammingError as exc:  # no DELETE for this login: housekeeping, never an error
+        _log.warning("expired idempotency keys not purged: %s", exc.orig)
+
+
 def _stored_answer(
     engines: Any, principal: Principal, key: str, digest: str, path: str
 ) -> Response | None:
+    """The answer stored for the caller's `key`, replayed; None when there is none or it has
+    expired (then the request runs as new)."""
     with scoped_session(engines.operational, principal) as session:
         stored = session.get(IdempotencyKey, (principal.user_id, key))
-        if stored is None:
+        if stored is None or stored.expires_at <= datetime.now(UTC):
             return None
         if stored.request_hash != digest or stored.path != path:
             raise HTTPException(
@@ -291,8 +325,9 @@ def crud_router(resource: Resource) -> APIRouter:
         ] = None,
     ) -> Response:
         """Creates the row and its audit entry. With `Idempotency-Key`, a retry of the same
-        request returns the stored answer (`Idempotency-Replayed: true`) instead of a copy; the
-        same key with another body is a 422."""
+        request within 24 hours returns the stored answer (`Idempotency-Replayed: true`)
+        instead of a copy; the same key with another body is a 422. After 24 hours the key is
+        forgotten and may be used afresh."""
         digest = request_hash(await request.body())
         return await run_in_threadpool(
             _create,
@@ -340,7 +375,7 @@ def crud_router(resource: Resource) -> APIRouter:
                 session.refresh(row)
                 body = _dump(resource, row)
         except DBAPIError as exc:
-            raise database_error(exc) from exc
+            raise database_error(exc, resource.conflict) from exc
         return json_response(body, headers={"ETag": etag_of(row.id, row.updated_at)})
 
     @router.delete(
@@ -383,6 +418,7 @@ def _create(
     path: str,
 ) -> Response:
     if key is not None:
+        _purge_expired_keys(engines, principal, key)
         stored = _stored_answer(engines, principal, key, digest, path)
         if stored is not None:
             return stored
@@ -421,7 +457,7 @@ def _create(
             stored = _stored_answer(engines, principal, key, digest, path)
             if stored is not None:
                 return stored
-        raise database_error(exc) from exc
+        raise database_error(exc, resource.conflict) from exc
     except DBAPIError as exc:
-        raise database_error(exc) from exc
+        raise database_error(exc, resource.conflict) from exc
     return json_response(body, 201, headers)

@@ -107,9 +107,11 @@ def request_otp(
     sender: OtpSenderDep,
     context: RequestContextDep,
 ) -> OtpRequested:
-    """Sends a 6-digit code valid for 5 minutes. Limits: one code per 30 s per phone, 5 an hour
-    per phone, 20 an hour per client address (429 with `Retry-After`). The answer is the same
-    whether or not the phone has an account, so it reveals nothing."""
+    """Sends a 6-digit code valid for 5 minutes. Limits (429 with `Retry-After`): per phone and
+    client address, 30 s before a second code, then twice as long before each next one (up to
+    15 minutes; an hour without codes starts over); 20 codes an hour per client address. A
+    stranger asking codes for a phone thus never stops its owner asking from elsewhere. The
+    answer is the same whether or not the phone has an account, so it reveals nothing."""
     try:
         with scoped_session(engines.operational, None) as session:
             _, code = issue_challenge(session, _secret(settings), body.phone, context.ip_address)

@@ -19,7 +19,8 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from fastapi import APIRouter
+from anyio import from_thread
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -29,12 +30,14 @@ from api.db import scoped_session
 from api.deps import EnginesDep, SettingsDep
 from api.llm import LlmConfig, complete
 from api.problems import problem_responses
+from api.ratelimit import RateLimit, spend_llm_call
 from api.schemas.formats import Language
 from api.security.deps import CurrentPrincipal
 from api.security.tokens import Principal
 from warehouse.operational.models import User
 
 router = APIRouter(prefix="/v1", tags=["chatbot"])
+CHAT_LIMIT = RateLimit("chat", lambda settings: settings.chat_rate_limit_per_minute)
 
 LANGUAGE_NAMES = {
     "en": "English",
@@ -68,8 +71,8 @@ class ChatQuestion(BaseModel):
     question: str = Field(
         min_length=1,
         max_length=1000,
-        pattern=r"\S",
-        description="the user's question, in any script",
+        pattern=r"^[^\x00]*[^\x00\s][^\x00]*$",
+        description="the user's question, in any script (no NUL characters)",
     )
     language: Language | None = Field(
         None,
@@ -139,11 +142,26 @@ def _preferred_language(session: Session, principal: Principal) -> str:
                 }
             }
         },
-        **problem_responses(401, 422),
+        **problem_responses(
+            401,
+            422,
+            explained={
+                429: (
+                    "Over the caller's questions a minute, or the insurer's language-model "
+                    "answers of the day.",
+                    "more than 20 requests a minute (chat); retry in 31 s",
+                )
+            },
+        ),
     },
+    dependencies=[Depends(CHAT_LIMIT)],
 )
 def chat(
-    body: ChatQuestion, principal: CurrentPrincipal, engines: EnginesDep, settings: SettingsDep
+    request: Request,
+    body: ChatQuestion,
+    principal: CurrentPrincipal,
+    engines: EnginesDep,
+    settings: SettingsDep,
 ) -> ChatAnswer:
     with scoped_session(engines.operational, principal) as session:
         asked = base_language(body.language or _preferred_language(session, principal))
@@ -161,8 +179,11 @@ def chat(
             language=language,
         )
     best = found.matches[0]
+    llm = LlmConfig.from_settings(settings)
+    if llm is not None:
+        from_thread.run(spend_llm_call, request, principal.tenant_ids)
     written = complete(
-        LlmConfig.from_settings(settings),
+        llm,
         _grounded_messages(body.question, found.matches, asked),
         purpose="chat",
         max_tokens=250,

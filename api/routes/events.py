@@ -10,7 +10,8 @@ duplicates, which ingestion drops on `messageId`.
 Statuses: 202 when at least one event is accepted (the others listed with reasons); 422 with the
 same `accepted` / `rejected` members when none is (nothing to retry: the app should drop them);
 413 for a body over 1 MB or a batch over 500 events (the app splits it, whichever limit it hit);
-400 when the body is not UTF-8 JSON; 422 when it is JSON but not `{"batch": [...]}`.
+400 when the body is not UTF-8 JSON; 422 when it is JSON but not `{"batch": [...]}`, or nests
+deeper than `api.json_limits.MAX_JSON_DEPTH`; 429 over the caller's batches a minute.
 """
 
 from __future__ import annotations
@@ -24,10 +25,14 @@ from api.deps import EventIntakeDep
 from api.event_batches import MAX_EVENTS, Checked
 from api.intake import MB, read_body
 from api.problems import PROBLEM_SCHEMA, problem, problem_responses
+from api.ratelimit import RateLimit
 from api.security.deps import CurrentPrincipal
 from transforms.app_events import FIELDS_BY_TYPE, REQUIRED_FIELDS
 
 MAX_BODY_BYTES = 1 * MB
+# Counted on the principal the route verifies anyway (no second token check): each accepted
+# batch is disk in the landing zone, so one account must not be able to fill it.
+EVENTS_LIMIT = RateLimit("events", lambda settings: settings.events_rate_limit_per_minute)
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -134,6 +139,10 @@ _EXAMPLE_EVENT = {
             explained={
                 400: ("The body is not UTF-8 JSON.", "the body is not UTF-8 JSON"),
                 401: ("No valid access token.", "an access token is required"),
+                429: (
+                    "Over the caller's batches a minute (MITRA_EVENTS_RATE_LIMIT).",
+                    "more than 120 requests a minute (events); retry in 12 s",
+                ),
                 413: (
                     "The body is over 1 MB, or the batch over 500 events: split it.",
                     "the request body is larger than 1048576 bytes",
@@ -141,8 +150,9 @@ _EXAMPLE_EVENT = {
             }
         ),
         422: {
-            "description": 'The body is not `{"batch": [...]}` with 1 to 500 events, or no '
-            "event was accepted (then `accepted` and `rejected` say why, per event).",
+            "description": 'The body is not `{"batch": [...]}` with 1 to 500 events, nests '
+            "objects or arrays deeper than 32 levels (the body itself counted), or no event "
+            "was accepted (then `accepted` and `rejected` say why, per event).",
             "content": {
                 "application/problem+json": {
                     "schema": PROBLEM_SCHEMA,
@@ -160,6 +170,7 @@ _EXAMPLE_EVENT = {
     },
 )
 async def post_events(request: Request, principal: CurrentPrincipal, intake: EventIntakeDep) -> Any:
+    await EVENTS_LIMIT.count(request, principal.rate_key)
     raw = await read_body(request, MAX_BODY_BYTES)
     result = _answer(await intake.land(raw, str(principal.user_id)))
     if result.accepted == 0:

@@ -37,7 +37,7 @@ from api.insights.access import (
     scope_of,
 )
 from api.insights.availability import warehouse_answers
-from api.insights.periods import PERIODS, Period
+from api.insights.periods import FIRST_DAY, LAST_DAY, PERIODS, Period
 from api.metrics import Metrics
 from api.problems import problem_responses
 from api.query import QueryModel
@@ -88,7 +88,11 @@ class PeriodQuery(BaseModel):
 
     period: Period = Period.MONTH
     on: date | None = Field(
-        None, description="a day inside the period wanted; default: the latest period with data"
+        None,
+        # Bounded so a period's start and the one before stay inside the calendar.
+        ge=FIRST_DAY,
+        le=LAST_DAY,
+        description="a day inside the period wanted; default: the latest period with data",
     )
 
 

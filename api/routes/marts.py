@@ -22,12 +22,20 @@ Order of work, and why:
    An error after the first byte cannot change the status any more: the connection is then
    closed without the final chunk, so the client sees a truncated transfer, never a short file
    that looks whole.
+
+An export holds a warehouse connection and a read lock on its mart while it streams, which a
+client can stretch by reading slowly. So each send of a chunk must finish within
+`MITRA_EXPORT_SEND_TIMEOUT_SECONDS` (a client that stops reading is cut off, the COPY ended and
+the connection closed), and one caller runs at most `MITRA_EXPORTS_PER_CALLER` exports at once
+in a process (429 beyond; counted in the process, since a slot is held by a live connection
+there: a dead process frees its own).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -37,7 +45,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, sta
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from api.audit import record
 from api.context import RequestContext, RequestContextDep
@@ -67,6 +75,7 @@ from warehouse import urls
 from warehouse.operational.enums import UserRole
 
 log = logging.getLogger(__name__)
+EXPORT_RETRY_AFTER = 10  # seconds: an export of a mart takes about that long
 
 ANALYST_PERMISSION = "analyst"
 
@@ -254,13 +263,53 @@ _SUCCESS = {
 # --------------------------------------------------------------------------- the response
 
 
+class _Stalled(Exception):
+    """The client took no part of the answer within the send timeout."""
+
+
+class ExportSlots:
+    """The exports each caller is running in this process, so one caller cannot hold many
+    warehouse connections and mart locks at once."""
+
+    def __init__(self) -> None:
+        self._running: dict[str, int] = {}
+
+    def take(self, caller: str, limit: int) -> bool:
+        if self._running.get(caller, 0) >= limit:
+            return False
+        self._running[caller] = self._running.get(caller, 0) + 1
+        return True
+
+    def give_back(self, caller: str) -> None:
+        left = self._running.pop(caller, 1) - 1
+        if left > 0:
+            self._running[caller] = left
+
+
+def _slots(request: Request) -> ExportSlots:
+    state = request.app.state
+    if not hasattr(state, "export_slots"):
+        state.export_slots = ExportSlots()
+    return state.export_slots
+
+
 class ExportResponse(StreamingResponse):
     """A streaming answer whose chunks come from `stream` in a worker thread, and which always
-    closes the stream (ending the COPY and the connection) however the answer ends: completed,
-    failed, or abandoned by the client."""
+    closes the stream (ending the COPY and the connection) and gives back the caller's export
+    slot however the answer ends: completed, failed, abandoned or stalled by the client."""
 
-    def __init__(self, stream: ExportStream, *, media_type: str, headers: dict[str, str]) -> None:
+    def __init__(
+        self,
+        stream: ExportStream,
+        *,
+        media_type: str,
+        headers: dict[str, str],
+        send_timeout: float,
+        release: Callable[[], None],
+    ) -> None:
         self.stream = stream
+        self.send_timeout = send_timeout
+        self.release = release
         super().__init__(self._chunks(), media_type=media_type, headers=headers)
 
     async def _chunks(self):  # type: ignore[no-untyped-def]
@@ -269,9 +318,22 @@ class ExportResponse(StreamingResponse):
                 yield chunk
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_in_time(message: Message) -> None:
+            with anyio.move_on_after(self.send_timeout) as waited:
+                await send(message)
+            if waited.cancelled_caught:
+                raise _Stalled
+
         try:
-            await super().__call__(scope, receive, send)
+            await super().__call__(scope, receive, send_in_time)
+        except _Stalled:  # returning without the last chunk makes the server drop the connection
+            log.warning(
+                "export of %s cut off: the client took nothing for %s s",
+                self.stream.request.mart.name,
+                self.send_timeout,
+            )
         finally:
+            self.release()
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self.stream.close)
             if not self.stream.stats.completed:
@@ -304,13 +366,43 @@ def _audit(
             )
 
 
+async def _open(
+    request: Request,
+    engines: Engines,
+    principal: Principal,
+    context: RequestContext,
+    export: ExportRequest,
+) -> ExportStream | JSONResponse:
+    """The started export, audited, or the problem that stopped it before any byte."""
+    stream = ExportStream(urls.libpq_url(engines.warehouse.url), export)
+    try:
+        await run_in_threadpool(stream.open)
+    except MartNotBuilt as exc:
+        return problem(404, str(exc), instance=request.url.path)
+    except InvalidExport as exc:
+        return problem(422, exc.detail, instance=request.url.path, errors=exc.errors)
+    except psycopg.OperationalError as exc:
+        log.warning("warehouse unavailable for an export of %s: %s", export.mart.name, exc)
+        response = problem(
+            503, "the warehouse is unavailable; retry later", instance=request.url.path
+        )
+        response.headers["Retry-After"] = "30"
+        return response
+    try:
+        await run_in_threadpool(_audit, engines, principal, context, export)
+    except BaseException:
+        await run_in_threadpool(stream.close)
+        raise
+    return stream
+
+
 @router.get(
     "/marts/{model}",
     summary="Export a mart (CSV, NDJSON, JSON or Parquet), streamed",
     description=DESCRIPTION,
     # After authentication, before the warehouse is touched. A request rate does not bound
     # exports running at once (each holds a warehouse connection and a read lock on its mart
-    # while it streams); the statement timeout does.
+    # while it streams): the per-caller cap and the send timeout do (module docstring).
     dependencies=[Depends(RateLimit("marts_export", lambda s: s.export_rate_limit_per_minute))],
     response_class=StreamingResponse,
     responses={
@@ -395,32 +487,34 @@ async def export_mart(
         ordered=query.ordered,
     )
 
-    stream = ExportStream(urls.libpq_url(engines.warehouse.url), export)
-    try:
-        await run_in_threadpool(stream.open)
-    except MartNotBuilt as exc:
-        return problem(404, str(exc), instance=request.url.path)
-    except InvalidExport as exc:
-        return problem(422, exc.detail, instance=request.url.path, errors=exc.errors)
-    except psycopg.OperationalError as exc:
-        log.warning("warehouse unavailable for an export of %s: %s", mart.name, exc)
-        response: JSONResponse = problem(
-            503, "the warehouse is unavailable; retry later", instance=request.url.path
+    settings = request.app.state.settings
+    slots, caller = _slots(request), principal.rate_key
+    if not slots.take(caller, settings.exports_per_caller):
+        response = problem(
+            429,
+            f"at most {settings.exports_per_caller} exports at once per caller;"
+            " retry when one has finished",
+            instance=request.url.path,
         )
-        response.headers["Retry-After"] = "30"
+        response.headers["Retry-After"] = str(EXPORT_RETRY_AFTER)
         return response
     try:
-        await run_in_threadpool(_audit, engines, principal, context, export)
+        opened = await _open(request, engines, principal, context, export)
     except BaseException:
-        await run_in_threadpool(stream.close)
+        slots.give_back(caller)
         raise
+    if isinstance(opened, JSONResponse):
+        slots.give_back(caller)
+        return opened
     day = datetime.now(IST).date().isoformat()
     return ExportResponse(
-        stream,
+        opened,
         media_type=CONTENT_TYPES[media_type],
         headers={
             "Content-Disposition": f'attachment; filename="{mart.name}-{day}.{fmt.extension}"',
             "Cache-Control": "no-store",
             "X-Content-Type-Options": "nosniff",
         },
+        send_timeout=settings.export_send_timeout_seconds,
+        release=lambda: slots.give_back(caller),
     )

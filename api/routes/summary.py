@@ -13,7 +13,8 @@ import uuid
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from anyio import from_thread
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
 from api.deps import EnginesDep, SettingsDep
@@ -22,11 +23,13 @@ from api.insights.availability import warehouse_answers
 from api.insights.summary import latest_month, load_agent_month, summarise
 from api.llm import LlmConfig
 from api.problems import problem_responses
+from api.ratelimit import RateLimit, spend_llm_call
 from api.security.deps import CurrentPrincipal
 
 MONTH_PATTERN = r"^[1-9][0-9]{3}-(0[1-9]|1[0-2])$"
 
 router = APIRouter(prefix="/v1/agents", tags=["insights"])
+SUMMARY_LIMIT = RateLimit("summary", lambda settings: settings.summary_rate_limit_per_minute)
 
 
 class TokenUsage(BaseModel):
@@ -86,6 +89,11 @@ def _month(value: str | None) -> date | None:
                     "No such agent within the caller's reach, or no figures for that month.",
                     "no figures for this agent in 2026-09",
                 ),
+                429: (
+                    "Over the caller's summaries a minute, or the insurer's language-model "
+                    "answers of the day.",
+                    "more than 20 requests a minute (summary); retry in 31 s",
+                ),
                 503: (
                     "The marts are not built yet, or the warehouse is down: retry later.",
                     "the insights are not available yet: the marts have not been built",
@@ -93,8 +101,10 @@ def _month(value: str | None) -> date | None:
             },
         ),
     },
+    dependencies=[Depends(SUMMARY_LIMIT)],
 )
 def agent_summary(
+    request: Request,
     agent_id: uuid.UUID,
     principal: CurrentPrincipal,
     engines: EnginesDep,
@@ -117,7 +127,10 @@ def agent_summary(
             status.HTTP_404_NOT_FOUND,
             f"no figures for this agent in {month}" if month else "no figures for this agent yet",
         )
-    answer = summarise(figures, LlmConfig.from_settings(settings))
+    llm = LlmConfig.from_settings(settings)
+    if llm is not None:
+        from_thread.run(spend_llm_call, request, (scope.provider_id,))
+    answer = summarise(figures, llm)
     return AgentSummary(
         agent_id=scope.agent_id,
         month=f"{figures.month:%Y-%m}",

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
+from api.json_limits import value_problem
 from api.schemas.formats import IndianMobile, IrdaiLicence, Language, Pan, Pincode
 from warehouse.operational.enums import (
     AgentStatus,
@@ -35,6 +36,15 @@ LongText = Annotated[str, Field(min_length=1, max_length=4000)]
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        """No NUL in any text (PostgreSQL refuses it) and no nesting past `MAX_JSON_DEPTH` in
+        the free-form members (nominees, buttons), whatever field holds them."""
+        if (problem := value_problem(data)) is not None:
+            raise ValueError(problem)
+        return data
 
 
 def patch_body(create: type[BaseModel], *fields: str, **extra: Any) -> type[BaseModel]:

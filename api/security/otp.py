@@ -2,10 +2,17 @@
 
 Limits, and why they are counted from `otp_challenges` rows rather than kept in memory: the
 rows are durable and shared by every API process, so a restart or a second worker never resets
-them. Per phone, a new code only after RESEND_COOLDOWN and at most MAX_CODES_PER_PHONE an hour
-(SMS costs money and a phone must not be flooded); per client address MAX_CODES_PER_IP an hour
-(one client probing many numbers). Per code, MAX_ATTEMPTS wrong guesses end it: with a million
-codes, five guesses succeed once in 200,000 tries.
+them.
+
+- Per phone *and client address*, each new code waits longer: RESEND_COOLDOWN after the first
+  of the hour, then twice as long after each further one (30 s, 1 min, 2 min, ... up to
+  MAX_BACKOFF). Counted per address because a per-phone budget let anyone lock a phone out of
+  sign-in by spending it; now a stranger only slows down their own requests, while the owner's
+  address keeps its own budget, and a flood of one phone needs many addresses, each bounded.
+- Per client address MAX_CODES_PER_IP an hour (one client probing many numbers).
+- Per code, MAX_ATTEMPTS wrong guesses end it: with a million codes, five guesses succeed once
+  in 200,000 tries. Only the phone's newest code is checked, so requesting codes never widens
+  the odds of a guess; whoever asked for it, it went to the phone.
 """
 
 from __future__ import annotations
@@ -26,8 +33,8 @@ CODE_DIGITS = 6
 CODE_TTL = timedelta(minutes=5)
 MAX_ATTEMPTS = 5
 RESEND_COOLDOWN = timedelta(seconds=30)
+MAX_BACKOFF = timedelta(minutes=15)
 LIMIT_WINDOW = timedelta(hours=1)
-MAX_CODES_PER_PHONE = 5
 MAX_CODES_PER_IP = 20
 
 
@@ -50,25 +57,28 @@ def _seconds_until(moment: datetime, now: datetime) -> int:
     return max(1, int((moment - now).total_seconds() + 0.999))
 
 
+def resend_wait(codes_sent: int) -> timedelta:
+    """How long after the latest code the next may be sent, when `codes_sent` codes went to the
+    phone from the same address within the window: doubling from RESEND_COOLDOWN."""
+    if codes_sent <= 0:
+        return timedelta(0)
+    return min(RESEND_COOLDOWN * 2 ** min(codes_sent - 1, 16), MAX_BACKOFF)
+
+
 def _check_limits(session: Session, phone: str, ip: str | None, now: datetime) -> None:
     since = now - LIMIT_WINDOW
-    recent = session.execute(
-        select(
-            func.count(), func.max(OtpChallenge.created_at), func.min(OtpChallenge.created_at)
-        ).where(OtpChallenge.phone == phone, OtpChallenge.created_at > since)
-    ).one()
-    count, latest, earliest = recent
-    if latest is not None and now - latest < RESEND_COOLDOWN:
-        raise OtpRefused(
-            429,
-            "a code was sent moments ago; wait before asking for another",
-            _seconds_until(latest + RESEND_COOLDOWN, now),
+    count, latest = session.execute(
+        select(func.count(), func.max(OtpChallenge.created_at)).where(
+            OtpChallenge.phone == phone,
+            OtpChallenge.ip_address.is_not_distinct_from(ip),
+            OtpChallenge.created_at > since,
         )
-    if count >= MAX_CODES_PER_PHONE:
+    ).one()
+    if latest is not None and now - latest < resend_wait(count):
         raise OtpRefused(
             429,
-            f"at most {MAX_CODES_PER_PHONE} codes an hour per phone",
-            _seconds_until(earliest + LIMIT_WINDOW, now),
+            "a code was sent to this phone from here recently; wait before asking for another",
+            _seconds_until(latest + resend_wait(count), now),
         )
     if ip is not None:
         from_ip, first = session.execute(

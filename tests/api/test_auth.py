@@ -9,7 +9,7 @@ from datetime import timedelta
 import httpx
 from sqlalchemy import text
 
-from api.security.otp import MAX_ATTEMPTS, MAX_CODES_PER_IP, MAX_CODES_PER_PHONE
+from api.security.otp import MAX_ATTEMPTS, MAX_CODES_PER_IP
 from tests.api.conftest import Api, World, new_phone
 
 
@@ -102,22 +102,53 @@ def test_wrong_codes_count_and_the_fifth_ends_the_challenge(api: Api) -> None:
     assert after.status_code == 429  # even the right code: the challenge is spent
 
 
-def test_resend_cool_down_and_hourly_limit_per_phone(api: Api) -> None:
+def test_resend_waits_double_per_phone_and_address_with_no_lockout(api: Api) -> None:
     phone = new_phone()
+    expected = [30, 60, 120, 240, 480, 900]  # doubling, capped at 15 minutes; never an hour
     with api.client() as client:
         assert _request(client, phone).status_code == 202
-        again = _request(client, phone)
-        assert again.status_code == 429
-        assert 1 <= int(again.headers["Retry-After"]) <= 30
-        for _ in range(MAX_CODES_PER_PHONE - 1):
-            _age_challenges(api, phone, timedelta(seconds=31))
-            assert _request(client, phone).status_code == 202
-        _age_challenges(api, phone, timedelta(seconds=31))
-        over = _request(client, phone)
-        assert over.status_code == 429
-        assert "an hour per phone" in over.json()["detail"]
-        _age_challenges(api, phone, timedelta(hours=1))
+        for wait in expected:
+            again = _request(client, phone)
+            assert again.status_code == 429
+            assert "recently" in again.json()["detail"]
+            # Retry-After counts from the latest code: the time since it was sent is deducted.
+            assert wait - 1 <= int(again.headers["Retry-After"]) <= wait
+            _age_challenges(api, phone, timedelta(seconds=wait))
+            assert _request(client, phone).status_code == 202, wait
+    _age_challenges(api, phone, timedelta(hours=1))
+    with api.client() as client:  # an hour without codes: the first wait again
         assert _request(client, phone).status_code == 202
+        assert 29 <= int(_request(client, phone).headers["Retry-After"]) <= 30
+
+
+def test_a_stranger_asking_codes_for_a_phone_does_not_stop_its_owner(api: Api) -> None:
+    phone = new_phone()
+    stranger = httpx.Client(
+        base_url=api.base, transport=httpx.HTTPTransport(local_address="127.0.0.2"), timeout=30
+    )
+    with stranger:
+        assert _request(stranger, phone).status_code == 202
+        refused = [_request(stranger, phone).status_code for _ in range(3)]
+    assert refused == [429, 429, 429]  # the stranger's budget for this phone is spent
+    with api.client() as owner:
+        assert _request(owner, phone).status_code == 202
+        signed_in = owner.post(
+            "/v1/auth/otp/verify", json={"phone": phone, "code": api.sender.sent[phone]}
+        )
+    assert signed_in.status_code == 200, signed_in.text
+    with api.engine.connect() as conn:
+        addresses = (
+            conn.execute(
+                text(
+                    "SELECT host(ip_address) FROM otp_challenges WHERE phone = :p"
+                    " ORDER BY created_at"
+                ),
+                {"p": phone},
+            )
+            .scalars()
+            .all()
+        )
+    assert addresses == ["127.0.0.2", "127.0.0.1"]
 
 
 def test_hourly_limit_per_client_address(api: Api) -> None:

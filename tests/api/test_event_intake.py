@@ -4,13 +4,14 @@ land as one durable file, and each still gets exactly its own answer or its own 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import orjson
 import pytest
 from fastapi import HTTPException
 
+from api import event_intake
 from api.event_batches import FORBIDDEN_USER, Checked
 from api.event_intake import EventIntake
 
@@ -126,3 +127,58 @@ def test_a_lone_request_is_not_held_back(tmp_path: Path, size: int) -> None:
     (outcome,) = asyncio.run(_together(intake, [(body, USERS[0])]))
     assert isinstance(outcome, Checked) and len(outcome.lines) == size
     assert len(_landed(tmp_path)) == 1
+
+
+def _nested(depth: int) -> bytes:
+    return b'{"a":' * depth + b"1" + b"}" * depth
+
+
+def test_a_batch_that_breaks_the_groups_parser_call_fails_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever makes the shared parser call fail (here a line the wrapped real parser refuses
+    to read), the other requests of the group still land and get their own answers."""
+    real = event_intake.apply_parser
+
+    def parser_that_breaks_on_poison(batches: list[Checked], day: date) -> None:
+        if any(b"poison" in line for batch in batches for line in batch.lines.values()):
+            raise RecursionError("maximum recursion depth exceeded")
+        real(batches, day)
+
+    monkeypatch.setattr(event_intake, "apply_parser", parser_that_breaks_on_poison)
+    intake = EventIntake(tmp_path)
+    calls = [
+        (_body(_event(USERS[0], "a1")), USERS[0]),
+        (_body(_event(USERS[1], "poison")), USERS[1]),
+        (_body(_event(USERS[2], "c1"), _event(USERS[2], "c2")), USERS[2]),
+    ]
+    first, poisoned, third = asyncio.run(_together(intake, calls))
+
+    assert isinstance(poisoned, RecursionError)
+    assert isinstance(first, Checked) and sorted(first.lines) == [0]
+    assert isinstance(third, Checked) and sorted(third.lines) == [0, 1]
+    landed = [orjson.loads(line) for f in _landed(tmp_path) for line in f.read_bytes().splitlines()]
+    assert [event["messageId"] for event in landed] == ["a1", "c1", "c2"]
+
+
+def test_a_deeply_nested_event_is_refused_on_its_own_and_the_others_land(tmp_path: Path) -> None:
+    deep = _event(USERS[1], "b1")
+    deep["context"] = "DEEP"
+    deep_body = _body(deep).replace(b'"DEEP"', _nested(300))
+    calls = [(_body(_event(USERS[0], "a1")), USERS[0]), (deep_body, USERS[1])]
+    first, refused = asyncio.run(_together(EventIntake(tmp_path), calls))
+
+    assert isinstance(refused, HTTPException) and refused.status_code == 422
+    assert "32 levels" in refused.detail
+    assert isinstance(first, Checked) and sorted(first.lines) == [0]
+    landed = [orjson.loads(line) for f in _landed(tmp_path) for line in f.read_bytes().splitlines()]
+    assert [event["messageId"] for event in landed] == ["a1"]
+
+
+def test_nesting_up_to_the_limit_is_taken(tmp_path: Path) -> None:
+    """The body is level 1, `batch` 2, the event 3, `context` 4: 28 more levels fit."""
+    event = _event(USERS[0], "a1")
+    event["context"] = "DEEP"
+    body = _body(event).replace(b'"DEEP"', _nested(28))
+    (checked,) = asyncio.run(_together(EventIntake(tmp_path), [(body, USERS[0])]))
+    assert isinstance(checked, Checked) and sorted(checked.lines) == [0]
