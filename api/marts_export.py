@@ -251,7 +251,7 @@ MARTS: dict[str, Mart] = {
         Mart(
             "fct_whatsapp_messages",
             "One row per WhatsApp message, in and out, with its delivery state and first response.",
-            ("message_day", "wamid"),
+            ("message_day", "message_key"),
             ("agent_id", "policyholder_id", "direction"),
             "message_day",
         ),

@@ -56,6 +56,7 @@ from warehouse.warehouse_ddl import (
     pii_columns,
     raw_columns,
     raw_key,
+    source_key,
 )
 
 # The operational tables the marts need, copied into `raw.<table>`: the one list of them.
@@ -162,7 +163,14 @@ class _Names:
             if name in handling
         }
         self.pii_tokens = pii_key_id(pii_key) if self.tokenisers else None
+        # The key as read at the source and as stored in raw (a tokenised key column differs).
+        self.source_key = source_key(table)
         self.key = raw_key(table)
+        self.key_tokenisers = {
+            i: partial(pii_token, handling[name], key=pii_key)
+            for i, name in enumerate(self.source_key)
+            if name in handling
+        }
         self.watermark_column = watermark_column(table)
         self.source = sql.Identifier("public", table.name)
         self.raw = sql.Identifier(RAW_SCHEMA, table.name)
@@ -429,12 +437,12 @@ def _reconcile_deletions(
 def _stage_source_keys(src: psycopg.Connection, dst: psycopg.Connection, names: _Names) -> None:
     """Stream every source key into a temporary table (analysed, for a hash anti-join)."""
     _temp_like(dst, names.keys, names, names.key)
-    key = _join(names.key)
     _stream(
         src,
         dst,
-        sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT").format(key, names.source),
-        sql.SQL("COPY {} ({}) FROM STDIN").format(names.keys, key),
+        sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT").format(_join(names.source_key), names.source),
+        sql.SQL("COPY {} ({}) FROM STDIN").format(names.keys, _join(names.key)),
+        tokenisers=names.key_tokenisers,
     )
     dst.execute(sql.SQL("ANALYZE {}").format(names.keys))
 

@@ -67,6 +67,9 @@ PII_COLUMNS: dict[str, dict[str, PiiHandling]] = {
     },
     # Nominees' names and relationships: personal data of third parties, needed by no mart.
     "insurance_policies": {"nominee_details": "drop"},
+    # Meta's message ids are base64 of ids that embed the customer's phone number: the key is
+    # tokenised like the landing sources' `wamid_token`, so the two join and neither decodes.
+    "whatsapp_outbound": {"wamid": "exact"},
 }
 
 PII_SUFFIX = "_token"
@@ -137,9 +140,15 @@ def raw_columns(table: Table) -> list[str]:
     return [raw_column_name(table, column.name) for column in copied_columns(table)]
 
 
-def raw_key(table: Table) -> list[str]:
-    """The primary-key columns, the key the extract upserts and reconciles on."""
+def source_key(table: Table) -> list[str]:
+    """The operational primary-key columns."""
     return [column.name for column in table.primary_key.columns]
+
+
+def raw_key(table: Table) -> list[str]:
+    """The primary key in raw, the key the extract upserts and reconciles on: the source key,
+    a tokenised column under its token's name."""
+    return [raw_column_name(table, name) for name in source_key(table)]
 
 
 def raw_column_definitions(table: Table) -> dict[str, sql.Composable]:
@@ -218,12 +227,25 @@ def drop_clear_pii_columns(
     values, so the table is then rewritten (`CLUSTER` on its key, allowed in a transaction): the
     live rows are copied into a new file without them and the old file is removed at commit.
     WAL archives and backups still hold them until they expire.
+
+    A clear column that is part of the key cannot be kept beside its token: the raw rows could
+    no longer be matched to the source's. The table is emptied instead and its watermark
+    forgotten, so the next extract re-reads every row the source still has; it is re-keyed on
+    the token.
     """
     present = existing_columns(conn, table.name, schema)
     clear = [name for name in pii_columns(table) if name in present]
     if not clear:
         return []
     target = sql.Identifier(schema, table.name)
+    if set(clear) & set(source_key(table)):
+        conn.execute(sql.SQL("TRUNCATE {}").format(target))
+        conn.execute(
+            sql.SQL("DELETE FROM {} WHERE table_name = %s").format(
+                sql.Identifier(RAW_SCHEMA, WATERMARKS_TABLE)
+            ),
+            (table.name,),
+        )
     conn.execute(
         sql.SQL("ALTER TABLE {} {}").format(
             target,
@@ -235,14 +257,25 @@ def drop_clear_pii_columns(
             ),
         )
     )
+    key = _primary_key_index(conn, target)
+    if key is None:
+        conn.execute(
+            sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(
+                target, sql.SQL(", ").join(map(sql.Identifier, raw_key(table)))
+            )
+        )
+    else:
+        conn.execute(sql.SQL("CLUSTER {} USING {}").format(target, sql.Identifier(key)))
+    return clear
+
+
+def _primary_key_index(conn: psycopg.Connection, target: sql.Identifier) -> str | None:
     row = conn.execute(
         "SELECT c.relname FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indexrelid"
         " WHERE i.indrelid = %s::regclass AND i.indisprimary",
         (target.as_string(conn),),
     ).fetchone()
-    if row is not None:
-        conn.execute(sql.SQL("CLUSTER {} USING {}").format(target, sql.Identifier(row[0])))
-    return clear
+    return None if row is None else row[0]
 
 
 def ensure_raw_table(conn: psycopg.Connection, table: Table, schema: str = RAW_SCHEMA) -> list[str]:

@@ -16,7 +16,7 @@ union all
 
 select
     'whatsapp_message' as record_kind,
-    wamid as record_id,
+    message_key as record_id,
     sent_on as happened_on,
     received_day
 from {{ ref('stg_whatsapp__messages') }}

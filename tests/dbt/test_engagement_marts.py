@@ -115,26 +115,27 @@ def load_raw(conn: psycopg.Connection) -> Raw:
 
     outbound = _frame(
         conn,
-        "SELECT wamid, cast(agent_id AS text) AS agent_id,"
+        "SELECT wamid_token AS message_key, cast(agent_id AS text) AS agent_id,"
         " cast(policyholder_id AS text) AS policyholder_id, sent_at"
         " FROM raw.whatsapp_outbound WHERE _deleted_at IS NULL",
     )
     messages = _first_copy(
         _frame(
             conn,
-            "SELECT wamid, received_day, received_at, sent_at, source, phone_number_id,"
-            " direction, customer_user_id, context_wamid FROM raw.whatsapp_messages",
+            "SELECT wamid_token AS message_key, received_day, received_at, sent_at, source,"
+            " phone_number_id, direction, customer_user_id,"
+            " context_wamid_token AS context_message_key FROM raw.whatsapp_messages",
         ),
-        "wamid",
+        "message_key",
     )
     statuses = _frame(
         conn,
-        "SELECT DISTINCT wamid, recipient_user_id FROM raw.whatsapp_statuses"
+        "SELECT DISTINCT wamid_token AS message_key, recipient_user_id FROM raw.whatsapp_statuses"
         " WHERE recipient_user_id IS NOT NULL",
     )
     # The customer behind a BSUID, per agent: whom the agent's app messages to it were for.
     bsuids = (
-        statuses.join(outbound, on="wamid")
+        statuses.join(outbound, on="message_key")
         .group_by("agent_id", "recipient_user_id")
         .agg(pl.col("policyholder_id").unique())
         .filter(pl.col("policyholder_id").list.len() == 1)
@@ -145,7 +146,7 @@ def load_raw(conn: psycopg.Connection) -> Raw:
         )
     )
     quoted = outbound.select(
-        pl.col("wamid").alias("context_wamid"),
+        pl.col("message_key").alias("context_message_key"),
         "agent_id",
         pl.col("policyholder_id").alias("quoted_policyholder_id"),
     )
@@ -159,12 +160,12 @@ def load_raw(conn: psycopg.Connection) -> Raw:
             on="phone_number_id",
             how="left",
         )
-        .join(quoted, on=["context_wamid", "agent_id"], how="left")
+        .join(quoted, on=["context_message_key", "agent_id"], how="left")
         .join(bsuids, on=["agent_id", "customer_user_id"], how="left")
         .with_columns(
             pl.coalesce("quoted_policyholder_id", "bsuid_policyholder_id").alias("policyholder_id")
         )
-        .select("wamid", "agent_id", "policyholder_id", "sent_at")
+        .select("message_key", "agent_id", "policyholder_id", "sent_at")
     )
     return Raw(events=events, people=people, inbound=inbound, outbound=outbound)
 
@@ -258,13 +259,21 @@ def first_responses(raw: Raw) -> pl.DataFrame:
     conversation = pl.concat(
         [
             raw.outbound.select(
-                "agent_id", "policyholder_id", "sent_at", "wamid", pl.lit(False).alias("inbound")
+                "agent_id",
+                "policyholder_id",
+                "sent_at",
+                "message_key",
+                pl.lit(False).alias("inbound"),
             ),
             raw.inbound.filter(pl.col("policyholder_id").is_not_null()).select(
-                "agent_id", "policyholder_id", "sent_at", "wamid", pl.lit(True).alias("inbound")
+                "agent_id",
+                "policyholder_id",
+                "sent_at",
+                "message_key",
+                pl.lit(True).alias("inbound"),
             ),
         ]
-    ).sort("agent_id", "policyholder_id", "sent_at", "inbound", "wamid")
+    ).sort("agent_id", "policyholder_id", "sent_at", "inbound", "message_key")
     conversation = conversation.with_columns(
         (~pl.col("inbound"))
         .cast(pl.Int64)

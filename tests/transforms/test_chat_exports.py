@@ -277,8 +277,8 @@ def test_an_unsaved_contact_gives_the_phone_token() -> None:
     chat = "05/06/26, 10:00 - Asha Rao: Hello\n05/06/26, 10:01 - +91 98123 45678: Who is this?\n"
     result = parse(chat, name="WhatsApp Chat with +91 98123 45678.txt")
     expected = phone_token("919812345678", PII_KEY)
-    # The number's own rows only: the agent's row is not the customer's phone.
-    assert result.messages["customer_phone_token"].to_list() == [None, expected]
+    # A 1:1 chat: every row is of the conversation with that customer, as in the webhooks.
+    assert result.messages["customer_phone_token"].to_list() == [expected, expected]
     assert result.messages["direction"].to_list() == ["outbound", "inbound"]
     for name, dtype in result.messages.schema.items():
         if dtype == pl.String and name != "text_body":
@@ -482,7 +482,7 @@ def test_corpus_values_bodies_edits_and_sender_names_with_colons() -> None:
     assert local_times(spanish)[3] == datetime(2020, 2, 19, 0, 15)  # 12:15 a. m.
 
 
-def test_phone_number_senders_get_their_own_token_and_nobody_else_does() -> None:
+def test_a_group_tokens_each_number_senders_rows_and_a_one_to_one_chat_every_row() -> None:
     _, group = _corpus(CASES[13])
     first = phone_token("+91 98400 12345", PII_KEY)
     second = phone_token("+919444454321", PII_KEY)
@@ -491,9 +491,7 @@ def test_phone_number_senders_get_their_own_token_and_nobody_else_does() -> None
     ]  # fmt: skip
     _, one_to_one = _corpus(CASES[9])
     customer = phone_token("+919876543210", PII_KEY)
-    assert one_to_one.messages["customer_phone_token"].to_list() == [
-        None, customer, customer, None
-    ]  # fmt: skip
+    assert one_to_one.messages["customer_phone_token"].to_list() == [customer] * 4
     for result in (group, one_to_one):
         for name, dtype in result.messages.schema.items():
             if dtype == pl.String and name != "text_body":

@@ -44,6 +44,7 @@ from warehouse.warehouse_ddl import (
     existing_columns,
     raw_columns,
     raw_key,
+    source_key,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -117,13 +118,14 @@ def _fingerprint(
         row = sql.SQL("ROW({})").format(
             sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in columns)
         )
-    key = sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in raw_key(table))
     where = sql.SQL("WHERE t._deleted_at IS NULL" if live_only else "")
+    # Ordered by the row itself: a tokenised key orders raw and source rows differently.
     return _scalar(
         url,
         sql.SQL(
-            "SELECT md5(coalesce(string_agg(({})::text, '|' ORDER BY {}), '')) FROM {} AS t {}"
-        ).format(row, key, sql.Identifier(schema, table.name), where),
+            "SELECT md5(coalesce(string_agg(({0})::text, '|' ORDER BY ({0})::text), '')) "
+            "FROM {1} AS t {2}"
+        ).format(row, sql.Identifier(schema, table.name), where),
     )
 
 
@@ -153,13 +155,15 @@ def _source_tokens(source: str, table: Table, key: bytes) -> dict[Any, tuple[Any
     columns = _tokenised(table)
     if not columns:
         return {}
+    key_column = source_key(table)[0]
     query = sql.SQL("SELECT {}, {} FROM {}").format(
-        sql.Identifier(raw_key(table)[0]),
+        sql.Identifier(key_column),
         sql.SQL(", ").join(sql.Identifier(c) for c, _ in columns),
         sql.Identifier("public", table.name),
     )
+    key_kind = dict(columns).get(key_column)  # a tokenised key is compared as its token
     return {
-        row[0]: tuple(
+        (row[0] if key_kind is None else pii_token(key_kind, row[0], key)): tuple(
             None if v is None else pii_token(how, v, key)
             for v, (_, how) in zip(row[1:], columns, strict=True)
         )
@@ -682,18 +686,17 @@ def test_raw_tables_written_in_clear_are_upgraded(source: str, target: str) -> N
     """A warehouse loaded before the tokens: its clear columns go and a full read fills tokens."""
     _plant_personal_data(source)
     _execute(target, "ALTER TABLE raw._extract_watermarks DROP COLUMN pii_tokens")
-    rows = {
-        name: _write_legacy_raw(source, target, extract_table_named(name)) for name in PII_TABLES
-    }
+    legacy = [name for name in PII_TABLES if name not in TOKENISED_KEY_TABLES]
+    rows = {name: _write_legacy_raw(source, target, extract_table_named(name)) for name in legacy}
     assert "+919999900000" in _raw_values(target)
-    files = {name: _filenode(target, name) for name in PII_TABLES}
+    files = {name: _filenode(target, name) for name in legacy}
     # dbt's staging views select `*`, so they depend on every column, the clear ones included.
     _execute(target, "CREATE VIEW public.stg_users_like_dbt AS SELECT * FROM raw.users")
 
     ensure_warehouse(target)  # what the asset runs first
-    upgraded = {name: _one(source, target, name, overlap=NO_OVERLAP) for name in PII_TABLES}
+    upgraded = {name: _one(source, target, name, overlap=NO_OVERLAP) for name in legacy}
 
-    for name in PII_TABLES:
+    for name in legacy:
         result, table = upgraded[name], extract_table_named(name)
         assert result.full_read, name  # the stored column list changed: every row re-read
         assert result.rows_read == result.rows_upserted == rows[name], name
@@ -715,6 +718,39 @@ def test_raw_tables_written_in_clear_are_upgraded(source: str, target: str) -> N
         assert _filenode(target, name) != files[name]
     _assert_no_clear_personal_data(source, target)
     assert "+919999900000" not in _raw_values(target)
+
+
+def test_a_key_written_in_clear_is_rekeyed_on_its_token(source: str, target: str) -> None:
+    """A raw copy keyed by a clear id that is now tokenised (the outbound messages' `wamid`):
+    emptied, re-keyed on the token and filled again by a full read, no clear id left."""
+    name = "whatsapp_outbound"
+    table = extract_table_named(name)
+    _one(source, target, name)
+    with psycopg.connect(urls.libpq_url(target)) as conn:
+        conn.execute("DROP TABLE raw.whatsapp_outbound CASCADE")
+        conn.execute(
+            "CREATE TABLE raw.whatsapp_outbound (wamid text PRIMARY KEY, provider_id uuid,"
+            " agent_id uuid, policyholder_id uuid, template_id uuid, phone_number_id text,"
+            " sent_at timestamptz, created_at timestamptz,"
+            " _extracted_at timestamptz NOT NULL DEFAULT now(), _deleted_at timestamptz)"
+        )
+        conn.execute(
+            "INSERT INTO raw.whatsapp_outbound (wamid, sent_at) VALUES ('wamid.legacy', now())"
+        )
+    ensure_warehouse(target)
+    result = _one(source, target, name, overlap=NO_OVERLAP)
+
+    rows = _count(source, "public", name)
+    assert result.full_read and result.rows_read == result.rows_upserted == rows
+    with psycopg.connect(urls.libpq_url(target)) as conn:
+        assert "wamid" not in existing_columns(conn, name)
+    assert _count(target, "raw", name) == rows  # the legacy row went with its clear key
+    assert _same_content(source, target, table)
+    assert raw_key(table) == ["wamid_token"]
+
+
+# Outbound WhatsApp messages: their key itself is tokenised (see the test above).
+TOKENISED_KEY_TABLES = {"whatsapp_outbound"}
 
 
 # Columns whose names look personal but are not copied as personal data, and why. Any other

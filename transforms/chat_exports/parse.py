@@ -18,8 +18,9 @@ Who is who: the phone that exports names the file `WhatsApp Chat with <counterpa
 participant named there is the customer (`inbound`) and, in a 1:1 chat, the other one the agent
 (`outbound`). Without that name (a renamed file) iOS still names the chat in its notices; in a
 group chat or without a name, `direction` is null rather than a guess. Names are never stored: a
-sender saved as a phone number gives `customer_phone_token` on its own rows (never the agent's),
-and the file name, which names the customer, is stored only as a keyed token (`export_file`).
+customer saved as a phone number gives `customer_phone_token` (in a 1:1 chat on every row, as
+webhook rows carry the customer's; in a group only on that sender's rows), and the file name,
+which names the customer, is stored only as a keyed token (`export_file`).
 
 Message ids: exports have none, so `wamid` is `chat.` + sha256 of (chat, sender, time, text,
 occurrence) truncated to 32 hex digits: the same message in a later re-export of the same chat
@@ -45,7 +46,7 @@ from transforms.chat_exports.formats import (
 )
 from transforms.chat_exports.placeholders import BIDI, EDITED, is_notice, message_type
 from transforms.pii import keyed_token, phone_tokens
-from transforms.whatsapp import MESSAGES_SCHEMA, QUARANTINE_SCHEMA, conform
+from transforms.whatsapp import MESSAGES_SCHEMA, QUARANTINE_SCHEMA, conform, with_id_tokens
 
 AGENT_TIME_ZONE = "Asia/Kolkata"
 NO_TIMESTAMP = "no_timestamp"
@@ -235,6 +236,19 @@ def _to_utc(local: pl.Expr) -> pl.Expr:
     return local.dt.replace_time_zone(AGENT_TIME_ZONE).dt.convert_time_zone("UTC")
 
 
+def _customer_phone_tokens(
+    senders: pl.Series, directions: dict[str, str], pii_key: bytes
+) -> pl.Series | pl.Expr:
+    """The customer's token on each row: in a 1:1 chat with a counterpart saved as a number,
+    that number's on every row (as webhook rows carry the customer's, whoever wrote); otherwise
+    a sender saved as a number on its own rows only, never the agent's."""
+    customer = [sender for sender, way in directions.items() if way == "inbound"]
+    if "outbound" in directions.values() and customer:
+        return pl.lit(phone_tokens(pl.Series([customer[0]]), pii_key)[0], pl.String)
+    tokens = phone_tokens(senders, pii_key)
+    return pl.when(pl.col("direction").fill_null("") != "outbound").then(tokens)
+
+
 def parse_chat_export(
     text: str,
     file_name: str,
@@ -262,7 +276,6 @@ def parse_chat_export(
     directions = _directions(messages, counterpart)
     messages = messages.with_columns(
         wamid=pl.Series(wamids, dtype=pl.String),
-        wamid_token=pl.Series([keyed_token(w, pii_key) for w in wamids], dtype=pl.String),
         received_day=pl.lit(receipt_day),
         sent_at=_to_utc(pl.col("local_time")),
         source=pl.lit("chat_export"),
@@ -270,14 +283,13 @@ def parse_chat_export(
         text_body=pl.when(pl.col("message_type") == "text").then(pl.col("content")),
         export_file=pl.lit(keyed_token(file_name, pii_key)),
     )
-    tokens = phone_tokens(messages["sender"], pii_key)
     messages = messages.with_columns(
-        customer_phone_token=pl.when(pl.col("direction").fill_null("") != "outbound").then(tokens)
+        customer_phone_token=_customer_phone_tokens(messages["sender"], directions, pii_key)
     )
     rejected = _rejected(stamped, bad, receipt_day)
     system_lines = records.height - messages.height
     return ChatExportResult(
-        messages=conform(messages, MESSAGES_SCHEMA),
+        messages=with_id_tokens(conform(messages, MESSAGES_SCHEMA), pii_key),
         rejected=rejected,
         read=messages.height + system_lines + rejected.height,
         system_lines=system_lines,

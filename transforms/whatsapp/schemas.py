@@ -48,6 +48,7 @@ MESSAGES_SCHEMA: dict[str, pl.DataType] = {
     "context_wamid": S,  # the agent's message this one answers
     "context_wamid_token": S,
     "forwarded": B,
+    "edited": B,  # chat exports: the line carried the phone's "edited" marker (webhooks: edits)
     "order_catalog_id": S,
     "order_product_items_json": S,
     "order_item_count": INT,

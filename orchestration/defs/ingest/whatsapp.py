@@ -57,7 +57,6 @@ from transforms.whatsapp import (
     merge_states,
     message_states,
     parse_webhook_deliveries,
-    with_id_tokens,
 )
 from warehouse import urls
 from warehouse.partitions import drop_partitions_before
@@ -66,6 +65,17 @@ from warehouse.settings import get_settings
 
 MESSAGES_KEY = dg.AssetKey(["raw", "whatsapp_messages"])
 STATUSES_KEY = dg.AssetKey(["raw", "whatsapp_statuses"])
+# The other tables a day's webhooks fill: (frame name, what the table holds).
+SIDE_TABLES = {
+    "calls": "WhatsApp call events (`field: calls`: connect, status, terminate), one row per "
+    "call event and receipt day; call ids as keyed tokens beside the raw id (retention).",
+    "edits": "Edits and revokes of messages (the customer's, or the agent's typed in the "
+    "WhatsApp Business app), pointing at the original message's token.",
+    "contact_changes": "Address-book syncs of the business app and number changes "
+    "(`user_changed_number`): phone numbers as keyed tokens only.",
+    "account_events": "Account-level webhook fields (template, quality, account and capability "
+    "updates; top-level errors), the value kept as JSON text.",
+}
 SOURCES = ["webhook", "echo", "history", "chat_export"]
 KNOWN_INTERACTIVE = frozenset({"button_reply", "list_reply", "nfm_reply", "call_permission_reply"})
 
@@ -273,8 +283,7 @@ def load_whatsapp_day(day: date, landing: LandingResource, warehouse_url: str) -
         unique_chat = chat.unique(subset="wamid", keep="first", maintain_order=True)
         chat_counts["duplicates"] = chat.height - unique_chat.height
         chat_counts["loaded"] = unique_chat.height
-        # The export parser has no key: the tokens of its ids are filled here, as for webhooks.
-        messages = pl.concat([messages, with_id_tokens(unique_chat, pii_key)])
+        messages = pl.concat([messages, unique_chat])
     chat_counts["rejected"] = sum(r.height for r in chat_rejected)
     quarantine = pl.concat([hooks.quarantine, *chat_rejected], how="diagonal_relaxed")
     frames = {**hooks.frames, "messages": messages}
@@ -312,6 +321,7 @@ def load_whatsapp_day(day: date, landing: LandingResource, warehouse_url: str) -
         "messages": messages.height,
         "statuses": hooks.statuses.height,
         "quarantined": quarantine.height,
+        **{name: hooks.frames[name].height for name in SIDE_TABLES},
     }
     return WhatsAppDay(
         counts,
@@ -339,9 +349,7 @@ def build_whatsapp_assets(partitions: dg.PartitionsDefinition) -> dg.AssetsDefin
                 kinds={"polars", "postgres"},
                 description="WhatsApp messages (webhooks, the agent's echoes, synced history and "
                 "chat exports), one row per wamid and receipt day; phone numbers and Meta ids as "
-                "keyed tokens, bodies kept only here. Also loads raw.whatsapp_calls, "
-                "raw.whatsapp_message_edits, raw.whatsapp_contact_changes and "
-                "raw.whatsapp_account_events.",
+                "keyed tokens, bodies kept only here.",
                 metadata={"dagster/table_name": "raw.whatsapp_messages"},
             ),
             dg.AssetSpec(
@@ -351,6 +359,16 @@ def build_whatsapp_assets(partitions: dg.PartitionsDefinition) -> dg.AssetsDefin
                 description="Delivery statuses of outbound messages, one row per wamid and status; "
                 "raw.whatsapp_message_states keeps each message's furthest state.",
                 metadata={"dagster/table_name": "raw.whatsapp_statuses"},
+            ),
+            *(
+                dg.AssetSpec(
+                    _side_key(name),
+                    group_name="raw_whatsapp",
+                    kinds={"polars", "postgres"},
+                    description=description,
+                    metadata={"dagster/table_name": WHATSAPP_TABLES[name].qualified},
+                )
+                for name, description in SIDE_TABLES.items()
             ),
         ],
         partitions_def=partitions,
@@ -385,5 +403,14 @@ def build_whatsapp_assets(partitions: dg.PartitionsDefinition) -> dg.AssetsDefin
             },
             check_results=results(STATUSES_KEY, status_checks, STATUS_CHECKS),
         )
+        for name in SIDE_TABLES:
+            rows = totals.get(name, 0)
+            yield dg.MaterializeResult(
+                asset_key=_side_key(name), metadata={"rows": rows, "dagster/row_count": rows}
+            )
 
     return whatsapp_logs
+
+
+def _side_key(frame_name: str) -> dg.AssetKey:
+    return dg.AssetKey(["raw", WHATSAPP_TABLES[frame_name].name])

@@ -16,6 +16,7 @@ from orchestration.defs.ingest.expectations import CheckSuite, run_table_suites
 from orchestration.resources import DatabasesResource
 from warehouse import urls
 from warehouse.extract import EXTRACT_TABLES
+from warehouse.warehouse_ddl import raw_key
 
 CHECK_NAME = "keys_and_accepted_values"
 
@@ -28,12 +29,10 @@ def expectations_for(table: Table) -> list:
     """Key not null and unique; enum columns within their values."""
     import great_expectations as gx
 
-    out = []
-    for column in table.primary_key.columns:
-        out.append(gx.expectations.ExpectColumnValuesToNotBeNull(column=column.name))
-    if len(table.primary_key.columns) == 1:
-        key = next(iter(table.primary_key.columns)).name
-        out.append(gx.expectations.ExpectColumnValuesToBeUnique(column=key))
+    key = raw_key(table)  # a tokenised key column is checked under its token's name
+    out = [gx.expectations.ExpectColumnValuesToNotBeNull(column=column) for column in key]
+    if len(key) == 1:
+        out.append(gx.expectations.ExpectColumnValuesToBeUnique(column=key[0]))
     for column in table.columns:
         if isinstance(column.type, Enum):
             out.append(

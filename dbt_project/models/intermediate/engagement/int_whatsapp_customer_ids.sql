@@ -16,7 +16,7 @@ select
     statuses.recipient_user_id,
     cast(min(cast(app_messages.policyholder_id as text)) as uuid) as policyholder_id
 from statuses
-inner join app_messages on statuses.wamid = app_messages.wamid
+inner join app_messages on statuses.message_key = app_messages.message_key
 where statuses.recipient_user_id is not null
 group by app_messages.agent_id, statuses.recipient_user_id
 having count(distinct app_messages.policyholder_id) = 1

@@ -23,7 +23,7 @@ with messages as (
 
 ordered as (
     select
-        wamid,
+        message_key,
         agent_id,
         policyholder_id,
         provider_id,
@@ -35,7 +35,7 @@ ordered as (
         -- form one run, answered by the next outbound message.
         count(*) filter (where direction = 'outbound') over (
             partition by agent_id, policyholder_id
-            order by sent_at, direction = 'inbound', wamid
+            order by sent_at, direction = 'inbound', message_key
             rows between unbounded preceding and current row
         ) as outbound_so_far
     from messages
@@ -46,12 +46,12 @@ inbound as (
         *,
         row_number() over (
             partition by agent_id, policyholder_id, outbound_so_far
-            order by sent_at, wamid
+            order by sent_at, message_key
         ) as position_in_run,
-        first_value(wamid) over (
+        first_value(message_key) over (
             partition by agent_id, policyholder_id, outbound_so_far
-            order by sent_at, wamid
-        ) as run_start_wamid,
+            order by sent_at, message_key
+        ) as run_start_message_key,
         min(sent_at) over (
             partition by agent_id, policyholder_id, outbound_so_far
         ) as run_started_at
@@ -61,7 +61,7 @@ inbound as (
 
 responses as (
     select
-        wamid as response_wamid,
+        message_key as response_message_key,
         agent_id,
         policyholder_id,
         sent_at as response_sent_at,
@@ -74,15 +74,15 @@ responses as (
 )
 
 select
-    inbound.wamid,
+    inbound.message_key,
     inbound.agent_id,
     inbound.policyholder_id,
     inbound.provider_id,
     inbound.sent_at,
     inbound.message_day,
-    inbound.run_start_wamid,
+    inbound.run_start_message_key,
     inbound.position_in_run = 1 as is_run_start,
-    responses.response_wamid as first_response_wamid,
+    responses.response_message_key as first_response_message_key,
     responses.response_sent_at as first_response_at,
     responses.response_day as first_response_day,
     responses.response_received_day as first_response_received_day,

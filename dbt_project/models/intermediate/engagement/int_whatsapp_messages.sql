@@ -6,14 +6,17 @@
 -- Who is who:
 -- - app messages name their agent and policyholder;
 -- - a webhook message reached the agent whose WhatsApp number (`phone_number_id`) received it;
---   its policyholder is the one of the agent's app message it quotes (`context_wamid`), else
+--   its policyholder is the one of the agent's app message it quotes (`context_message_key`), else
 --   the customer of that agent whose business-scoped user id (BSUID) the agent's app messages
 --   were delivered to (status webhooks carry the recipient's BSUID); customers known only by
 --   phone number who write unprompted stay unresolved, as staging keeps no phone token;
 -- - a chat export names neither the agent nor the customer in staging: both stay null.
 --
--- `last_update_day` is the latest day anything about the row reached the platform: the message
--- or a status of it.
+-- Edits and revokes ("delete for everyone") change their message, never add one: `is_edited`,
+-- `is_deleted` (a revoke, or a chat export's "This message was deleted" line) and `deleted_at`.
+--
+-- `last_update_day` is the latest day anything about the row reached the platform: the message,
+-- a status of it, or an edit or revoke of it.
 --
 -- Only the messages of the receipt days from `received_since()` on (all of them unless an
 -- incremental model asks for fewer, macros/partition_window.sql); the lookups (app messages
@@ -45,17 +48,28 @@ bsuid_policyholders as materialized (
     select * from {{ ref('int_whatsapp_customer_ids') }}
 ),
 
+edits as materialized (
+    select
+        message_key,
+        bool_or(edit_action = 'edit') as is_edited,
+        bool_or(edit_action = 'revoke') as is_revoked,
+        min(edited_at) filter (where edit_action = 'revoke') as revoked_at,
+        max(received_day) as last_edit_received_day
+    from {{ ref('stg_whatsapp__message_edits') }}
+    group by message_key
+),
+
 status_arrivals as materialized (
     select
-        wamid,
+        message_key,
         max(received_day) as last_status_received_day
     from statuses
-    group by wamid
+    group by message_key
 ),
 
 from_app as (
     select
-        app_messages.wamid,
+        app_messages.message_key,
         'app' as message_source,
         'outbound' as direction,
         app_messages.agent_id,
@@ -65,7 +79,8 @@ from_app as (
         case when app_messages.template_id is null then 'text' else 'template' end
             as message_type,
         app_messages.template_id,
-        cast(null as text) as context_wamid,
+        false as is_marked_edited,
+        cast(null as text) as context_message_key,
         -- The app's row reaches the warehouse with the day's extract.
         app_messages.sent_on as received_day
     from app_messages
@@ -75,7 +90,7 @@ from_app as (
 
 from_webhooks_and_exports as (
     select
-        received_messages.wamid,
+        received_messages.message_key,
         received_messages.message_source,
         received_messages.direction,
         agents.agent_id,
@@ -85,14 +100,15 @@ from_webhooks_and_exports as (
         received_messages.sent_on as message_day,
         received_messages.message_type,
         cast(null as uuid) as template_id,
-        received_messages.context_wamid,
+        received_messages.is_marked_edited,
+        received_messages.context_message_key,
         received_messages.received_day
     from received_messages
     left join agents
         on received_messages.phone_number_id = agents.whatsapp_phone_number_id
     left join app_messages as quoted
         on
-            received_messages.context_wamid = quoted.wamid
+            received_messages.context_message_key = quoted.message_key
             and agents.agent_id = quoted.agent_id
     left join bsuid_policyholders
         on
@@ -107,7 +123,7 @@ unioned as (
 )
 
 select
-    unioned.wamid,
+    unioned.message_key,
     unioned.message_source,
     unioned.direction,
     unioned.agent_id,
@@ -117,20 +133,28 @@ select
     unioned.message_day,
     unioned.message_type,
     unioned.template_id,
-    unioned.context_wamid,
+    unioned.context_message_key,
     case
         when states.has_failed then 'failed'
         else states.delivery_state
     end as delivery_state,
     states.has_failed,
     states.error_code,
-    states.wamid is not null as has_known_state,
-    coalesce(states.delivery_state in ('delivered', 'read'), false) as is_delivered,
-    coalesce(states.delivery_state = 'read', false) as is_read,
+    states.message_key is not null as has_known_state,
+    -- A voice note's `played` ranks above `read`: it was delivered and read too.
+    coalesce(states.delivery_state in ('delivered', 'read', 'played'), false) as is_delivered,
+    coalesce(states.delivery_state in ('read', 'played'), false) as is_read,
+    coalesce(edits.is_edited, false) or unioned.is_marked_edited as is_edited,
+    coalesce(edits.is_revoked or unioned.message_type = 'deleted', false) as is_deleted,
+    edits.revoked_at as deleted_at,
     unioned.received_day,
-    greatest(unioned.received_day, status_arrivals.last_status_received_day)
-        as last_update_day
+    greatest(
+        unioned.received_day,
+        status_arrivals.last_status_received_day,
+        edits.last_edit_received_day
+    ) as last_update_day
 from unioned
 left join agents on unioned.agent_id = agents.agent_id
-left join states on unioned.wamid = states.wamid
-left join status_arrivals on unioned.wamid = status_arrivals.wamid
+left join states on unioned.message_key = states.message_key
+left join status_arrivals on unioned.message_key = status_arrivals.message_key
+left join edits on unioned.message_key = edits.message_key

@@ -2,7 +2,7 @@
     config(
         materialized='incremental',
         incremental_strategy='delete+insert',
-        unique_key=['wamid'],
+        unique_key=['message_key'],
         on_schema_change='fail'
     )
 }}
@@ -22,7 +22,7 @@ first_responses as (
 
 joined as (
     select
-        messages.wamid,
+        messages.message_key,
         messages.message_source,
         messages.direction,
         messages.agent_id,
@@ -32,22 +32,25 @@ joined as (
         messages.message_day,
         messages.message_type,
         messages.template_id,
-        messages.context_wamid,
+        messages.context_message_key,
         messages.delivery_state,
         messages.has_failed,
         messages.error_code,
         messages.is_delivered,
         messages.is_read,
+        messages.is_edited,
+        messages.is_deleted,
+        messages.deleted_at,
         first_responses.is_run_start,
-        first_responses.run_start_wamid,
-        first_responses.first_response_wamid,
+        first_responses.run_start_message_key,
+        first_responses.first_response_message_key,
         first_responses.first_response_at,
         first_responses.first_response_seconds,
         messages.received_day,
         greatest(messages.last_update_day, first_responses.first_response_received_day)
             as last_update_day
     from messages
-    left join first_responses on messages.wamid = first_responses.wamid
+    left join first_responses on messages.message_key = first_responses.message_key
 )
 
 select * from joined

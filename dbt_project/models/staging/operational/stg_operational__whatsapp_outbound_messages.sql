@@ -4,7 +4,7 @@ with source as (
 )
 
 select
-    wamid,
+    wamid_token as message_key,
     provider_id,
     agent_id,
     policyholder_id,

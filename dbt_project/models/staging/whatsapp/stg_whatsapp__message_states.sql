@@ -1,6 +1,6 @@
 -- The current delivery state of each message, by the one-way rank sent < delivered < read.
 select
-    wamid,
+    wamid_token as message_key,
     state as delivery_state,
     state_at,
     failed as has_failed,

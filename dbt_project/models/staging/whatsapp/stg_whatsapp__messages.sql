@@ -1,7 +1,7 @@
--- One row per WhatsApp message (wamid), webhook or chat export, the first copy received; no
--- message text or phone token (those stay in raw). Reads the receipt days from
--- `received_since()` on: all of them, unless an incremental model's transaction asks for fewer
--- (macros/partition_window.sql).
+-- One row per WhatsApp message, webhook or chat export, the first copy received; keyed by the
+-- keyed token of its wamid, with no message text, phone token or Meta id (those stay in raw).
+-- Reads the receipt days from `received_since()` on: all of them, unless an incremental model's
+-- transaction asks for fewer (macros/partition_window.sql).
 with source as (
     select * from {{ source('whatsapp', 'whatsapp_messages') }}
     where received_day >= {{ received_since() }}
@@ -10,12 +10,14 @@ with source as (
 ranked as (
     select
         *,
-        row_number() over (partition by wamid order by received_at, received_day) as copy_number
+        row_number() over (
+            partition by wamid_token order by received_at, received_day
+        ) as copy_number
     from source
 )
 
 select
-    wamid,
+    wamid_token as message_key,
     received_day,
     received_at,
     sent_at,
@@ -25,6 +27,7 @@ select
     direction,
     customer_user_id,
     message_type,
-    context_wamid
+    coalesce(edited, false) as is_marked_edited,
+    context_wamid_token as context_message_key
 from ranked
 where copy_number = 1

@@ -1,4 +1,4 @@
--- One row per delivery status of a message (wamid and status), the first copy received. Reads
+-- One row per delivery status of a message (its key and status), the first copy received. Reads
 -- the receipt days from `received_since()` on: all of them, unless an incremental model's
 -- transaction asks for fewer (macros/partition_window.sql).
 with source as (
@@ -10,13 +10,13 @@ ranked as (
     select
         *,
         row_number() over (
-            partition by wamid, status order by received_at, received_day
+            partition by wamid_token, status order by received_at, received_day
         ) as copy_number
     from source
 )
 
 select
-    wamid,
+    wamid_token as message_key,
     status as delivery_status,
     status_at,
     received_day,
