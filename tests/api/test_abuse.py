@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+import redis
 import uvicorn
 from sqlalchemy import make_url, text
 from uvicorn.main import main as uvicorn_main
@@ -172,6 +173,17 @@ def _app_with(api: Api, **overrides: Any) -> Iterator[str]:
         yield base
 
 
+def _forget_counts(api: Api, *users: uuid.UUID) -> None:
+    """Start the users' rate-limit windows afresh: with Redis configured, every app of the
+    session counts in the same keys, and earlier tests spent some of this minute's budget."""
+    if not api.settings.redis_url:
+        return
+    client = redis.Redis.from_url(api.settings.redis_url)
+    for user in users:
+        for key in client.scan_iter(match=f"mitra:rl:*{user}*"):
+            client.delete(key)
+
+
 def _signed_in(api: Api, base: str, user: uuid.UUID) -> httpx.Client:
     return httpx.Client(
         base_url=base, headers={"Authorization": f"Bearer {api.token(user)}"}, timeout=30
@@ -205,6 +217,7 @@ def _over_the_limit(response: httpx.Response, name: str) -> None:
 
 
 def test_event_batches_are_limited_per_caller(api: Api, world: World) -> None:
+    _forget_counts(api, world.a.agent_user, world.b.agent_user)
     with _app_with(api, events_rate_limit_per_minute=2) as base:
         with _signed_in(api, base, world.a.agent_user) as client:
             sent = [
@@ -219,6 +232,7 @@ def test_event_batches_are_limited_per_caller(api: Api, world: World) -> None:
 
 def test_chat_and_summaries_are_limited_per_caller(api: Api, world: World) -> None:
     limits = {"chat_rate_limit_per_minute": 1, "summary_rate_limit_per_minute": 1}
+    _forget_counts(api, world.a.agent_user)
     with _app_with(api, **limits) as base, _signed_in(api, base, world.a.agent_user) as client:
         asked = [client.post("/v1/chat", json={"question": "How do I sign in?"}) for _ in "12"]
         summaries = [client.get(f"/v1/agents/{world.a.agent_id}/summary") for _ in "12"]
