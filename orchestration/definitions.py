@@ -22,7 +22,7 @@ from orchestration.defs.ingest.automation import (
     build_late_files_sensor,
 )
 from orchestration.defs.ingest.partitions import daily_partitions
-from orchestration.defs.ingest.whatsapp import MESSAGES_KEY, STATUSES_KEY, build_whatsapp_assets
+from orchestration.defs.ingest.whatsapp import WHATSAPP_KEYS, build_whatsapp_assets
 from orchestration.defs.marts_version import MARTS_VERSION_HOOKS, RedisResource
 from orchestration.defs.ml.definitions import (
     ML_ASSET_CHECKS,
@@ -42,11 +42,11 @@ from warehouse.settings import get_settings
 # over every landing day as one run. Training is its own weekly job (Sunday 01:00 IST).
 DAILY_JOB = "daily_refresh"
 TRAINING_JOB = "weekly_model_training"
-INGEST_ASSETS = [APP_EVENTS_KEY, MESSAGES_KEY, STATUSES_KEY]
+INGEST_ASSETS = [APP_EVENTS_KEY, *WHATSAPP_KEYS]
 LANDING_SOURCES = [
     LandingSource("app_events", (APP_EVENTS_KEY,)),
-    LandingSource("whatsapp", (MESSAGES_KEY, STATUSES_KEY)),
-    LandingSource("whatsapp_exports", (MESSAGES_KEY, STATUSES_KEY), load_unloaded_days=True),
+    LandingSource("whatsapp", WHATSAPP_KEYS),
+    LandingSource("whatsapp_exports", WHATSAPP_KEYS, load_unloaded_days=True),
 ]
 
 

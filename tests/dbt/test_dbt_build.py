@@ -15,6 +15,10 @@ from warehouse import urls
 pytestmark = pytest.mark.integration
 
 
+# Sources the simulator does not write yet; their staging is tested on the webhook corpus.
+NOT_SIMULATED = {"stg_whatsapp__calls", "stg_whatsapp__message_edits"}
+
+
 def _models() -> dict[str, dict]:
     manifest = json.loads(dbt_project().manifest_path.read_text())
     return {
@@ -32,7 +36,7 @@ def test_every_model_is_built_with_rows(built_warehouse: BuiltWarehouse) -> None
         for name, node in sorted(models.items()):
             relation = f'"{node["schema"]}"."{node["alias"]}"'
             count = conn.execute(f"SELECT count(*) FROM {relation}").fetchone()[0]  # noqa: S608
-            if count == 0:
+            if count == 0 and name not in NOT_SIMULATED:
                 empty.append(name)
     assert not empty, f"models without rows on simulator data: {empty}"
 

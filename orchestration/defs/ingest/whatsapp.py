@@ -414,3 +414,7 @@ def build_whatsapp_assets(partitions: dg.PartitionsDefinition) -> dg.AssetsDefin
 
 def _side_key(frame_name: str) -> dg.AssetKey:
     return dg.AssetKey(["raw", WHATSAPP_TABLES[frame_name].name])
+
+
+# Every asset the WhatsApp load materialises: jobs and sensors select them together.
+WHATSAPP_KEYS = (MESSAGES_KEY, STATUSES_KEY, *(_side_key(name) for name in SIDE_TABLES))
