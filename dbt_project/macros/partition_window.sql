@@ -66,3 +66,23 @@
         true
     )
 {%- endmacro %}
+
+{#
+    The first copy received of each `key` in a deduplicated landing source, read from
+    `received_since()` on: Meta and the app deliver at least once, and a retry can reach the
+    platform on a later receipt day than the original. Yields the source's columns.
+#}
+{% macro first_copies_received(source_name, table_name, key_columns) -%}
+    select *
+    from (
+        select
+            *,
+            row_number() over (
+                partition by {{ key_columns | join(', ') }}
+                order by received_at, received_day
+            ) as copy_number
+        from {{ source(source_name, table_name) }}
+        where received_day >= {{ received_since() }}
+    ) as ranked
+    where copy_number = 1
+{%- endmacro %}

@@ -2,18 +2,8 @@
 -- retried batch can reach the platform on a later day than the original). Reads the receipt
 -- days from `received_since()` on: all of them, unless an incremental model's transaction asks
 -- for fewer (macros/partition_window.sql).
-with source as (
-    select * from {{ source('app', 'app_events') }}
-    where received_day >= {{ received_since() }}
-),
-
-ranked as (
-    select
-        *,
-        row_number() over (
-            partition by message_id order by received_at, received_day
-        ) as copy_number
-    from source
+with first_copies as (
+    {{ first_copies_received('app', 'app_events', ['message_id']) }}
 )
 
 select
@@ -32,5 +22,4 @@ select
     os_name,
     device_model,
     locale
-from ranked
-where copy_number = 1
+from first_copies

@@ -2,18 +2,8 @@
 -- agent's business number, the first copy received; calls are keyed by the token of Meta's
 -- call id, which like a message id embeds the caller's phone number.
 -- Reads the receipt days from `received_since()` on (macros/partition_window.sql).
-with source as (
-    select * from {{ source('whatsapp', 'whatsapp_calls') }}
-    where received_day >= {{ received_since() }}
-),
-
-ranked as (
-    select
-        *,
-        row_number() over (
-            partition by call_id_token, event, status order by received_at, received_day
-        ) as copy_number
-    from source
+with first_copies as (
+    {{ first_copies_received('whatsapp', 'whatsapp_calls', ['call_id_token', 'event', 'status']) }}
 )
 
 select
@@ -29,5 +19,4 @@ select
     customer_user_id,
     error_code,
     received_day
-from ranked
-where copy_number = 1
+from first_copies

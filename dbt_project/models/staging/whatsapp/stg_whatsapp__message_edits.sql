@@ -2,18 +2,8 @@
 -- (webhook) or by the agent in the WhatsApp Business app (echo), the first copy received; keyed
 -- by the event's own token, pointing at the message it changes. No new text (raw only).
 -- Reads the receipt days from `received_since()` on (macros/partition_window.sql).
-with source as (
-    select * from {{ source('whatsapp', 'whatsapp_message_edits') }}
-    where received_day >= {{ received_since() }}
-),
-
-ranked as (
-    select
-        *,
-        row_number() over (
-            partition by wamid_token order by received_at, received_day
-        ) as copy_number
-    from source
+with first_copies as (
+    {{ first_copies_received('whatsapp', 'whatsapp_message_edits', ['wamid_token']) }}
 )
 
 select
@@ -25,5 +15,4 @@ select
     source as edit_source,
     phone_number_id,
     received_day
-from ranked
-where copy_number = 1
+from first_copies

@@ -2,18 +2,8 @@
 -- keyed token of its wamid, with no message text, phone token or Meta id (those stay in raw).
 -- Reads the receipt days from `received_since()` on: all of them, unless an incremental model's
 -- transaction asks for fewer (macros/partition_window.sql).
-with source as (
-    select * from {{ source('whatsapp', 'whatsapp_messages') }}
-    where received_day >= {{ received_since() }}
-),
-
-ranked as (
-    select
-        *,
-        row_number() over (
-            partition by wamid_token order by received_at, received_day
-        ) as copy_number
-    from source
+with first_copies as (
+    {{ first_copies_received('whatsapp', 'whatsapp_messages', ['wamid_token']) }}
 )
 
 select
@@ -29,5 +19,4 @@ select
     message_type,
     coalesce(edited, false) as is_marked_edited,
     context_wamid_token as context_message_key
-from ranked
-where copy_number = 1
+from first_copies
